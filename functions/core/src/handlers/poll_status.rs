@@ -1,0 +1,51 @@
+//! poll-status: fired by a `poll-…` schedule; reads the container's status and moves the
+//! destination to READY, schedules the next poll with backoff, or fails it (ERROR, EXPIRED,
+//! or the deadline for its media type passed).
+
+use tracing::Instrument;
+
+use super::steps::{self, Checked};
+use crate::deps::Pipeline;
+use crate::error::Result;
+use crate::post::{DestState, Failure};
+use crate::scheduler::PollInput;
+
+pub async fn handle(deps: &Pipeline, input: PollInput) -> Result<()> {
+    let span = tracing::info_span!("poll_status", post_id = %input.post_id, account_id = %input.account_id, attempt = input.attempt, state = tracing::field::Empty);
+    async move {
+        let Some(mut dest) = deps.store.get_destination(&input.post_id, &input.account_id).await? else {
+            tracing::warn!("no such destination; nothing to do");
+            return Ok(());
+        };
+        tracing::Span::current().record("state", dest.state.as_str());
+        // Scheduler may deliver twice, and late: only the poll the destination waits for counts.
+        if dest.state != DestState::Processing || dest.poll_attempt != input.attempt {
+            tracing::debug!(expected = dest.poll_attempt, "stale poll; nothing to do");
+            return Ok(());
+        }
+        let Some(ctx) = steps::load_context(deps, &mut dest).await? else { return Ok(()) };
+        if let Checked::Settled = steps::check_container(deps, &ctx, &mut dest).await? {
+            tracing::info!(state = %dest.state, "container settled");
+            return Ok(());
+        }
+        let deadline = deps.polling.deadline_for(ctx.post.processing_kind());
+        let created = dest.container_created_at.unwrap_or(dest.created_at);
+        if deps.clock.now() - created > deadline {
+            let reason = format!(
+                "processing timeout: Instagram was still processing the media after {}",
+                humane(deadline)
+            );
+            return steps::fail(deps, &mut dest, Failure::new(reason)).await;
+        }
+        steps::schedule_poll(deps, &mut dest, input.attempt + 1).await
+    }
+    .instrument(span)
+    .await
+}
+
+fn humane(d: std::time::Duration) -> String {
+    match d.as_secs() {
+        s if s < 120 => format!("{s} seconds"),
+        s => format!("{} minutes", s / 60),
+    }
+}

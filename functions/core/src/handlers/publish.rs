@@ -1,0 +1,151 @@
+//! publish: fed by the stream when a destination becomes READY; calls media_publish, reads the
+//! permalink and records PUBLISHED. Exactly once: a PUBLISHING destination met again (the
+//! earlier call timed out, crashed or lost its answer) is reconciled from the container's
+//! status before anything is sent again.
+
+use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use tracing::Instrument;
+
+use super::steps::{self, Context};
+use super::stream::{self, DestinationKey};
+use crate::deps::Pipeline;
+use crate::error::{Error, Result};
+use crate::graph::{ContainerStatus, Reaction};
+use crate::post::{DestState, Destination, Failure};
+
+/// The stream batch type, re-exported for the bin.
+pub type StreamEvent = Event;
+
+pub async fn handle(deps: &Pipeline, event: Event) -> DynamoDbEventResponse {
+    stream::for_each_destination(event, |key| publish(deps, key)).await
+}
+
+pub async fn publish(deps: &Pipeline, key: DestinationKey) -> Result<()> {
+    let span = tracing::info_span!("publish", post_id = %key.post_id, account_id = %key.account_id, state = tracing::field::Empty);
+    async move {
+        let Some(mut dest) = deps.store.get_destination(&key.post_id, &key.account_id).await? else {
+            tracing::warn!("no such destination; nothing to do");
+            return Ok(());
+        };
+        tracing::Span::current().record("state", dest.state.as_str());
+        match dest.state {
+            DestState::Ready => {
+                let Some(ctx) = steps::load_context(deps, &mut dest).await? else { return Ok(()) };
+                dest.publish_attempts += 1;
+                dest.move_to(DestState::Publishing, deps.clock.now(), None)?;
+                if !steps::save_or_yield(deps, &mut dest).await? {
+                    return Ok(());
+                }
+                send(deps, &ctx, &mut dest).await
+            }
+            DestState::Publishing => reconcile(deps, dest).await,
+            _ => {
+                tracing::debug!("not ready or already published; nothing to do");
+                Ok(())
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Calls media_publish for a destination this invocation owns (state PUBLISHING, saved).
+async fn send(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<()> {
+    let container_id = dest.container_id.clone().ok_or_else(|| Error::Data("READY without a container".into()))?;
+    match deps.graph.publish(&ctx.account, &ctx.token, &container_id).await {
+        Ok(media_id) => record_published(deps, ctx, dest, media_id, None).await,
+        Err(err) if err.reaction() == Reaction::Repoll => {
+            let note = "Instagram says the media is not ready for publishing; polling again";
+            dest.move_to(DestState::Processing, deps.clock.now(), Some(note.into()))?;
+            let next = dest.poll_attempt + 1;
+            steps::schedule_poll(deps, dest, next).await
+        }
+        // Did it publish? Only the container can tell: leave PUBLISHING and let the retry look.
+        Err(err) if err.outcome_unknown() => {
+            tracing::warn!(error = %err, "publish outcome unknown; the retry will check the container first");
+            Err(err.into())
+        }
+        Err(err) => steps::react(deps, dest, err, "publishing").await,
+    }
+}
+
+/// Settles a destination left in PUBLISHING by an earlier attempt.
+async fn reconcile(deps: &Pipeline, mut dest: Destination) -> Result<()> {
+    // The earlier attempt may still be inside its publish call: give it its lease first.
+    let age = deps.clock.now() - dest.updated_at;
+    let remaining = time::Duration::try_from(deps.publish_lease).unwrap_or(time::Duration::ZERO) - age;
+    if remaining.is_positive() {
+        tokio::time::sleep(remaining.unsigned_abs()).await;
+        match deps.store.get_destination(&dest.post_id, &dest.account_id).await? {
+            Some(fresh) if fresh.state == DestState::Publishing && fresh.version == dest.version => dest = fresh,
+            _ => return Ok(()),
+        }
+    }
+    let Some(ctx) = steps::load_context(deps, &mut dest).await? else { return Ok(()) };
+    let container_id = dest.container_id.clone().ok_or_else(|| Error::Data("PUBLISHING without a container".into()))?;
+    let status = deps.graph.container_status(&ctx.account, &ctx.token, &container_id).await?;
+    tracing::info!(?status, "reconciling a publish whose outcome was unknown");
+    match status {
+        ContainerStatus::Published => {
+            // It went out: find the media instead of publishing again.
+            let recent = deps.graph.recent_media(&ctx.account, &ctx.token).await?;
+            let found = recent.into_iter().find(|m| m.caption.as_deref().unwrap_or("") == ctx.post.caption);
+            match found {
+                Some(media) => record_published(deps, &ctx, &mut dest, media.id, media.permalink).await,
+                None => {
+                    let note = "published, but the media id could not be recovered from the account's media list";
+                    tracing::warn!(note);
+                    dest.move_to(DestState::Published, deps.clock.now(), Some(note.into()))?;
+                    steps::save_or_yield(deps, &mut dest).await.map(drop)
+                }
+            }
+        }
+        ContainerStatus::Finished => {
+            // Not published: claim the destination again (a newer version) and send.
+            dest.publish_attempts += 1;
+            dest.updated_at = deps.clock.now();
+            if steps::save_or_yield(deps, &mut dest).await? { send(deps, &ctx, &mut dest).await } else { Ok(()) }
+        }
+        ContainerStatus::InProgress => {
+            dest.move_to(DestState::Processing, deps.clock.now(), Some("container still processing".into()))?;
+            let next = dest.poll_attempt + 1;
+            steps::schedule_poll(deps, &mut dest, next).await
+        }
+        ContainerStatus::Error(text) => {
+            steps::fail(deps, &mut dest, Failure::new(format!("Instagram could not process the media: {text}"))).await
+        }
+        ContainerStatus::Expired => {
+            steps::fail(deps, &mut dest, Failure::new("the container expired (24 h) before it was published")).await
+        }
+    }
+}
+
+/// Records the media and its permalink. A permalink that cannot be read does not undo a
+/// published post: it is left empty and said so.
+async fn record_published(
+    deps: &Pipeline,
+    ctx: &Context,
+    dest: &mut Destination,
+    media_id: String,
+    permalink: Option<String>,
+) -> Result<()> {
+    let permalink = match permalink {
+        Some(link) => Some(link),
+        None => match deps.graph.permalink(&ctx.account, &ctx.token, &media_id).await {
+            Ok(link) => Some(link),
+            Err(err) => {
+                tracing::warn!(error = %err, "published, but the permalink could not be read");
+                None
+            }
+        },
+    };
+    let note = format!("media {media_id} {}", permalink.as_deref().unwrap_or("(no permalink)"));
+    dest.media_id = Some(media_id);
+    dest.permalink = permalink;
+    dest.move_to(DestState::Published, deps.clock.now(), Some(note))?;
+    // A conflict here must not pass quietly: the retry reconciles and records it.
+    deps.store.save_destination(dest).await?;
+    tracing::info!(state = "PUBLISHED", permalink = ?dest.permalink, "published");
+    Ok(())
+}

@@ -1,0 +1,453 @@
+//! Handlers against in-memory ports and a scripted Graph API.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lambda_http::{Body, Request};
+use secrecy::SecretString;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+use super::stream::DestinationKey;
+use super::{create_container, ingest, poll_status, publish};
+use crate::account::{Account, AccountStatus, LoginFlavour};
+use crate::clock::FixedClock;
+use crate::deps::{Ingest, Pipeline};
+use crate::graph::{ContainerSpec, ContainerStatus, GraphApi, GraphError, MediaSummary};
+use crate::polling::PollPolicy;
+use crate::post::{DestState, Destination, MediaItem, MediaKind, Post, PostRequest};
+use crate::scheduler::{MemoryScheduler, PollInput, ScheduleTarget};
+use crate::sources::standard_webhooks::StandardWebhookVerifier;
+use crate::store::{Created, Delivery, MemoryStore, PostStore};
+use crate::tokens::StaticTokens;
+
+const ACCOUNT: &str = "17841400000000001";
+const SECRET: &str = "whsec_dGVzdC1zZWNyZXQtc3RhbmRhcmQtd2ViaG9va3MtMDE=";
+const NOW: OffsetDateTime = datetime!(2026-11-23 10:00 UTC);
+
+/// A Graph API whose answers are scripted per call kind; records every call.
+#[derive(Default)]
+struct ScriptedGraph {
+    statuses: Mutex<VecDeque<ContainerStatus>>,
+    publishes: Mutex<VecDeque<Result<String, GraphError>>>,
+    create_error: Mutex<Option<GraphError>>,
+    recent: Mutex<Vec<MediaSummary>>,
+    calls: Mutex<Vec<String>>,
+}
+
+impl ScriptedGraph {
+    fn calls(&self, kind: &str) -> usize {
+        self.calls.lock().unwrap().iter().filter(|c| c.as_str() == kind).count()
+    }
+    fn statuses(&self, list: impl IntoIterator<Item = ContainerStatus>) {
+        self.statuses.lock().unwrap().extend(list);
+    }
+}
+
+#[async_trait]
+impl GraphApi for ScriptedGraph {
+    async fn create_container(&self, _: &Account, _: &SecretString, _: &ContainerSpec) -> Result<String, GraphError> {
+        self.calls.lock().unwrap().push("create".into());
+        match self.create_error.lock().unwrap().clone() {
+            Some(err) => Err(err),
+            None => Ok("C1".into()),
+        }
+    }
+    async fn container_status(&self, _: &Account, _: &SecretString, _: &str) -> Result<ContainerStatus, GraphError> {
+        self.calls.lock().unwrap().push("status".into());
+        Ok(self.statuses.lock().unwrap().pop_front().unwrap_or(ContainerStatus::Finished))
+    }
+    async fn publish(&self, _: &Account, _: &SecretString, _: &str) -> Result<String, GraphError> {
+        self.calls.lock().unwrap().push("publish".into());
+        self.publishes.lock().unwrap().pop_front().unwrap_or(Ok("M1".into()))
+    }
+    async fn permalink(&self, _: &Account, _: &SecretString, media_id: &str) -> Result<String, GraphError> {
+        self.calls.lock().unwrap().push("permalink".into());
+        Ok(format!("https://www.instagram.com/p/{media_id}/"))
+    }
+    async fn recent_media(&self, _: &Account, _: &SecretString) -> Result<Vec<MediaSummary>, GraphError> {
+        self.calls.lock().unwrap().push("recent".into());
+        Ok(self.recent.lock().unwrap().clone())
+    }
+}
+
+struct World {
+    deps: Pipeline,
+    store: Arc<MemoryStore>,
+    scheduler: Arc<MemoryScheduler>,
+    graph: Arc<ScriptedGraph>,
+}
+
+fn account() -> Account {
+    Account { account_id: ACCOUNT.into(), login: LoginFlavour::Instagram, status: AccountStatus::Active, token_expires_at: None }
+}
+
+async fn world() -> World {
+    let store = Arc::new(MemoryStore::default());
+    store.put_account(&account()).await.unwrap();
+    let scheduler = Arc::new(MemoryScheduler::default());
+    let graph = Arc::new(ScriptedGraph::default());
+    let deps = Pipeline {
+        store: store.clone(),
+        scheduler: scheduler.clone(),
+        tokens: Arc::new(StaticTokens(HashMap::from([(ACCOUNT.to_string(), "IGAA-token".to_string())]))),
+        graph: graph.clone(),
+        clock: Arc::new(FixedClock(NOW)),
+        polling: PollPolicy { inline_checks: vec![Duration::from_millis(1); 2], ..PollPolicy::default() },
+        publish_lease: Duration::ZERO,
+    };
+    World { deps, store, scheduler, graph }
+}
+
+/// Stores a post the way ingest does and returns its destination key.
+async fn stored_post(w: &World, kind: MediaKind, publish_at: Option<OffsetDateTime>) -> DestinationKey {
+    let request = PostRequest {
+        caption: "Autumn sale".into(),
+        media: vec![MediaItem { url: "https://cdn.example.com/a".into(), kind }],
+        accounts: vec![ACCOUNT.into()],
+        publish_at,
+    };
+    let post = Post::new("P1".into(), "generic", "msg_1", request, NOW);
+    let delivery = Delivery { source: "generic".into(), event_id: "msg_1".into(), post_id: "P1".into(), expires_at: 0 };
+    assert_eq!(w.store.create_post(&delivery, &post, &post.destinations(NOW)).await.unwrap(), Created::New);
+    DestinationKey { post_id: "P1".into(), account_id: ACCOUNT.into() }
+}
+
+async fn dest(w: &World) -> Destination {
+    w.store.get_destination("P1", ACCOUNT).await.unwrap().unwrap()
+}
+
+async fn set_state(w: &World, state: DestState) {
+    let mut d = dest(w).await;
+    d.state = state;
+    d.container_id.get_or_insert("C1".into());
+    w.store.save_destination(&mut d).await.unwrap();
+}
+
+fn poll(attempt: u32) -> PollInput {
+    PollInput { post_id: "P1".into(), account_id: ACCOUNT.into(), attempt }
+}
+
+// ---- create-container ----
+
+#[tokio::test]
+async fn an_image_is_created_checked_inline_and_made_ready() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Image, None).await;
+    w.graph.statuses([ContainerStatus::InProgress, ContainerStatus::Finished]);
+    create_container::start(&w.deps, key.clone()).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!(d.state, DestState::Ready);
+    assert_eq!(d.container_id.as_deref(), Some("C1"));
+    let states: Vec<_> = d.history.iter().map(|h| h.state).collect();
+    assert_eq!(states, [DestState::Queued, DestState::Processing, DestState::Ready]);
+    assert!(w.scheduler.schedules.lock().unwrap().is_empty(), "no poll needed");
+    // Redelivery of the same stream record does nothing more.
+    create_container::start(&w.deps, key).await.unwrap();
+    assert_eq!(w.graph.calls("create"), 1);
+}
+
+#[tokio::test]
+async fn a_video_goes_to_processing_with_a_poll_scheduled() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Video, None).await;
+    create_container::start(&w.deps, key).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.poll_attempt), (DestState::Processing, 1));
+    assert_eq!(w.graph.calls("status"), 0, "videos skip the inline check");
+    let schedules = w.scheduler.schedules.lock().unwrap();
+    assert_eq!(schedules.len(), 1);
+    assert_eq!(schedules[0].name, format!("poll-P1-{ACCOUNT}-1"));
+    assert_eq!(schedules[0].target, ScheduleTarget::PollStatus);
+    assert_eq!(schedules[0].at, NOW + Duration::from_secs(60));
+}
+
+#[tokio::test]
+async fn a_future_post_gets_one_start_schedule_and_no_container() {
+    let w = world().await;
+    let at = NOW + Duration::from_secs(3600);
+    let key = stored_post(&w, MediaKind::Image, Some(at)).await;
+    assert_eq!(dest(&w).await.state, DestState::Scheduled);
+    create_container::start(&w.deps, key.clone()).await.unwrap();
+    create_container::start(&w.deps, key).await.unwrap();
+    let schedules = w.scheduler.schedules.lock().unwrap();
+    assert_eq!(schedules.len(), 1);
+    assert_eq!((schedules[0].name.as_str(), schedules[0].at), (format!("start-P1-{ACCOUNT}").as_str(), at));
+    assert_eq!(schedules[0].input, serde_json::json!({"post_id": "P1", "account_id": ACCOUNT}));
+    assert_eq!(w.graph.calls("create"), 0);
+}
+
+#[tokio::test]
+async fn a_scheduled_post_whose_time_came_is_created() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Image, Some(NOW + Duration::from_secs(30))).await;
+    let mut late = world().await;
+    late.store = w.store.clone();
+    late.deps.store = w.store.clone();
+    late.deps.clock = Arc::new(FixedClock(NOW + Duration::from_secs(31)));
+    create_container::start(&late.deps, key).await.unwrap();
+    assert_eq!(dest(&w).await.state, DestState::Ready);
+}
+
+#[tokio::test]
+async fn a_refused_container_fails_with_metas_code() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Image, None).await;
+    *w.graph.create_error.lock().unwrap() = Some(GraphError::from_response(
+        400,
+        br#"{"error":{"message":"Media download has failed","code":9004,"error_subcode":2207052}}"#,
+    ));
+    create_container::start(&w.deps, key).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!(d.state, DestState::Failed);
+    let f = d.failure.unwrap();
+    assert_eq!((f.code, f.subcode), (Some(9004), Some(2207052)));
+    assert!(f.reason.contains("Media download has failed"), "{}", f.reason);
+}
+
+#[tokio::test]
+async fn a_transient_create_error_is_retried_by_the_event_source() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Image, None).await;
+    *w.graph.create_error.lock().unwrap() = Some(GraphError::Timeout);
+    assert!(create_container::start(&w.deps, key.clone()).await.is_err());
+    assert_eq!(dest(&w).await.state, DestState::Queued, "nothing changed, so the retry starts over");
+    *w.graph.create_error.lock().unwrap() = None;
+    create_container::start(&w.deps, key).await.unwrap();
+    assert_eq!(dest(&w).await.state, DestState::Ready);
+}
+
+#[tokio::test]
+async fn an_unregistered_account_fails_with_a_reason() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Image, None).await;
+    let mut no_tokens = world().await;
+    no_tokens.deps.store = w.store.clone();
+    no_tokens.deps.tokens = Arc::new(StaticTokens::default());
+    create_container::start(&no_tokens.deps, key).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!(d.state, DestState::Failed);
+    assert!(d.failure.unwrap().reason.contains("no token stored"));
+}
+
+// ---- poll-status ----
+
+#[tokio::test]
+async fn polling_reschedules_with_backoff_then_makes_ready() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Video, None).await;
+    create_container::start(&w.deps, key).await.unwrap();
+    w.graph.statuses([ContainerStatus::InProgress]);
+    poll_status::handle(&w.deps, poll(1)).await.unwrap();
+    assert_eq!(dest(&w).await.poll_attempt, 2);
+    {
+        let schedules = w.scheduler.schedules.lock().unwrap();
+        assert_eq!(schedules[1].name, format!("poll-P1-{ACCOUNT}-2"));
+        assert_eq!(schedules[1].at, NOW + Duration::from_secs(90));
+    }
+    // A duplicate of poll 1 is stale and does nothing.
+    poll_status::handle(&w.deps, poll(1)).await.unwrap();
+    assert_eq!(w.graph.calls("status"), 1);
+    poll_status::handle(&w.deps, poll(2)).await.unwrap();
+    assert_eq!(dest(&w).await.state, DestState::Ready);
+}
+
+#[tokio::test]
+async fn an_error_container_fails_with_metas_status_text() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Video, None).await;
+    create_container::start(&w.deps, key).await.unwrap();
+    w.graph.statuses([ContainerStatus::Error("Error: Media upload has failed with error code 2207082".into())]);
+    poll_status::handle(&w.deps, poll(1)).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!(d.state, DestState::Failed);
+    assert!(d.failure.unwrap().reason.contains("2207082"));
+}
+
+#[tokio::test]
+async fn an_expired_container_fails() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Video, None).await;
+    create_container::start(&w.deps, key).await.unwrap();
+    w.graph.statuses([ContainerStatus::Expired]);
+    poll_status::handle(&w.deps, poll(1)).await.unwrap();
+    assert!(dest(&w).await.failure.unwrap().reason.contains("expired"));
+}
+
+#[tokio::test]
+async fn past_the_deadline_a_container_fails_as_a_timeout() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Video, None).await;
+    create_container::start(&w.deps, key).await.unwrap();
+    let mut later = world().await;
+    later.deps.store = w.store.clone();
+    later.deps.clock = Arc::new(FixedClock(NOW + Duration::from_secs(21 * 60)));
+    later.graph.statuses([ContainerStatus::InProgress]);
+    poll_status::handle(&later.deps, poll(1)).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!(d.state, DestState::Failed);
+    assert!(d.failure.unwrap().reason.contains("processing timeout"));
+}
+
+// ---- publish ----
+
+#[tokio::test]
+async fn a_ready_destination_is_published_once_with_its_permalink() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Image, None).await;
+    set_state(&w, DestState::Ready).await;
+    publish::publish(&w.deps, key.clone()).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!(d.state, DestState::Published);
+    assert_eq!(d.media_id.as_deref(), Some("M1"));
+    assert_eq!(d.permalink.as_deref(), Some("https://www.instagram.com/p/M1/"));
+    publish::publish(&w.deps, key).await.unwrap();
+    assert_eq!(w.graph.calls("publish"), 1);
+}
+
+#[tokio::test]
+async fn a_lost_publish_answer_is_recovered_without_publishing_again() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Image, None).await;
+    set_state(&w, DestState::Ready).await;
+    w.graph.publishes.lock().unwrap().push_back(Err(GraphError::Http { status: 502 }));
+    assert!(publish::publish(&w.deps, key.clone()).await.is_err(), "unknown outcome goes back for a retry");
+    assert_eq!(dest(&w).await.state, DestState::Publishing);
+    // The retry: the container says PUBLISHED, so the media is looked up, not published again.
+    w.graph.statuses([ContainerStatus::Published]);
+    *w.graph.recent.lock().unwrap() = vec![
+        MediaSummary { id: "M0".into(), caption: Some("older post".into()), permalink: None },
+        MediaSummary { id: "M9".into(), caption: Some("Autumn sale".into()), permalink: Some("https://www.instagram.com/p/M9/".into()) },
+    ];
+    publish::publish(&w.deps, key).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.media_id.as_deref()), (DestState::Published, Some("M9")));
+    assert_eq!(w.graph.calls("publish"), 1);
+}
+
+#[tokio::test]
+async fn a_publish_that_did_not_happen_is_sent_again_once() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Image, None).await;
+    set_state(&w, DestState::Ready).await;
+    w.graph.publishes.lock().unwrap().push_back(Err(GraphError::Timeout));
+    assert!(publish::publish(&w.deps, key.clone()).await.is_err());
+    w.graph.statuses([ContainerStatus::Finished]);
+    publish::publish(&w.deps, key.clone()).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.publish_attempts), (DestState::Published, 2));
+    publish::publish(&w.deps, key).await.unwrap();
+    assert_eq!(w.graph.calls("publish"), 2);
+}
+
+#[tokio::test]
+async fn not_ready_at_publish_time_goes_back_to_polling() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Video, None).await;
+    set_state(&w, DestState::Ready).await;
+    w.graph.publishes.lock().unwrap().push_back(Err(GraphError::from_response(
+        400,
+        br#"{"error":{"message":"The media is not ready for publishing","code":9007,"error_subcode":2207027}}"#,
+    )));
+    publish::publish(&w.deps, key).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.poll_attempt), (DestState::Processing, 1));
+    assert_eq!(w.scheduler.schedules.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_expired_token_fails_the_destination_and_says_to_reconnect() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Image, None).await;
+    set_state(&w, DestState::Ready).await;
+    w.graph.publishes.lock().unwrap().push_back(Err(GraphError::from_response(
+        400,
+        br#"{"error":{"message":"Error validating access token: Session has expired","code":190,"error_subcode":463}}"#,
+    )));
+    publish::publish(&w.deps, key).await.unwrap();
+    let f = dest(&w).await.failure.unwrap();
+    assert_eq!(f.code, Some(190));
+    assert!(f.reason.contains("connected again"));
+}
+
+// ---- ingest ----
+
+fn ingest_deps(store: Arc<MemoryStore>, now: OffsetDateTime) -> Ingest {
+    Ingest { store, clock: Arc::new(FixedClock(now)), generic: StandardWebhookVerifier::new(SECRET).unwrap() }
+}
+
+fn signed(body: &str, id: &str, ts: i64, secret: &str) -> Request {
+    let signature = standardwebhooks::Webhook::new(secret).unwrap().sign(id, ts, body.as_bytes()).unwrap();
+    http::Request::builder()
+        .method("POST")
+        .uri("/webhooks/generic")
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature)
+        .body(Body::Binary(body.as_bytes().to_vec()))
+        .unwrap()
+}
+
+fn body_json(response: &lambda_http::Response<Body>) -> serde_json::Value {
+    serde_json::from_slice(response.body().as_ref()).unwrap()
+}
+
+const GOOD: &str = r#"{"caption":"Autumn sale","media":[{"url":"https://cdn.example.com/a.jpg","type":"image"}],"accounts":["17841400000000001"]}"#;
+
+#[tokio::test]
+async fn ingest_accepts_once_and_dedupes_retries() {
+    let w = world().await;
+    let deps = ingest_deps(w.store.clone(), NOW);
+    let ts = NOW.unix_timestamp();
+    let first = ingest::handle(&deps, signed(GOOD, "msg_a", ts, SECRET)).await;
+    assert_eq!(first.status(), 202);
+    let post_id = body_json(&first)["post_id"].as_str().unwrap().to_string();
+    assert_eq!(body_json(&first)["state"], "IN_PROGRESS");
+    let again = ingest::handle(&deps, signed(GOOD, "msg_a", ts + 5, SECRET)).await;
+    assert_eq!(again.status(), 202);
+    assert_eq!(body_json(&again)["post_id"], post_id.as_str());
+    assert_eq!(body_json(&again)["duplicate"], true);
+    assert_eq!(w.store.post_count(), 1);
+    let dests = w.store.list_destinations(&post_id).await.unwrap();
+    assert_eq!(dests.len(), 1);
+    assert_eq!(dests[0].state, DestState::Queued);
+}
+
+#[tokio::test]
+async fn ingest_refuses_bad_requests_and_writes_nothing() {
+    let w = world().await;
+    let deps = ingest_deps(w.store.clone(), NOW);
+    let ts = NOW.unix_timestamp();
+    let forged = "whsec_c29tZS1vdGhlci1zZWNyZXQtMDEyMzQ1Njc4OQ==";
+    let cases: Vec<(Request, u16, &str, Option<&str>)> = vec![
+        (signed(GOOD, "m1", ts, forged), 401, "invalid_signature", None),
+        (signed(GOOD, "m2", ts - 301, SECRET), 401, "invalid_signature", None),
+        (signed(r#"{"caption":"x","media":[{"url":"https://a.example/x.jpg","type":"gif"}],"accounts":["1"]}"#, "m3", ts, SECRET), 400, "invalid_body", Some("media[0].type")),
+        (signed("{not json", "m4", ts, SECRET), 400, "invalid_body", None),
+        (signed(r#"{"caption":"x","media":[{"url":"https://a.example/x.jpg","type":"image"}],"accounts":["999"]}"#, "m5", ts, SECRET), 422, "unknown_account", Some("accounts[0]")),
+        (signed(&format!(r#"{{"caption":"{}"}}"#, "x".repeat(300_000)), "m6", ts, SECRET), 413, "body_too_large", None),
+    ];
+    for (request, status, code, field) in cases {
+        let response = ingest::handle(&deps, request).await;
+        let body = body_json(&response);
+        assert_eq!(response.status(), status, "{body}");
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert_eq!(body["error"]["field"].as_str(), field, "{body}");
+        assert_eq!(response.headers()["content-type"], "application/json");
+    }
+    assert_eq!(w.store.post_count(), 0);
+    let not_found = http::Request::builder().uri("/nope").body(Body::Empty).unwrap();
+    assert_eq!(ingest::handle(&deps, not_found).await.status(), 404);
+}
+
+#[tokio::test]
+async fn a_future_publish_at_makes_a_scheduled_post() {
+    let w = world().await;
+    let deps = ingest_deps(w.store.clone(), NOW);
+    let body = GOOD.replace("}]", r#"}],"publish_at":"2026-11-23T12:00:00Z""#);
+    let response = ingest::handle(&deps, signed(&body, "msg_s", NOW.unix_timestamp(), SECRET)).await;
+    assert_eq!(body_json(&response)["state"], "SCHEDULED");
+}

@@ -1,0 +1,20 @@
+//! instapipe core: domain types, ports (traits) and their adapters, and the handlers that the
+//! Lambda entry points and the local stack both run.
+
+pub mod account;
+pub mod clock;
+pub mod config;
+pub mod deps;
+pub mod error;
+pub mod graph;
+pub mod handlers;
+pub mod polling;
+pub mod post;
+pub mod scheduler;
+pub mod sources;
+pub mod store;
+pub mod stream_filters;
+pub mod telemetry;
+pub mod tokens;
+
+pub use error::{Error, Result};

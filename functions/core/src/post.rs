@@ -1,0 +1,327 @@
+//! Posts, their destinations (one per Instagram account) and the legal state changes.
+//! Pure data and rules: no I/O here.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaKind {
+    Image,
+    Video,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaItem {
+    pub url: String,
+    #[serde(rename = "type")]
+    pub kind: MediaKind,
+}
+
+/// A validated request to post, whatever source it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PostRequest {
+    pub caption: String,
+    pub media: Vec<MediaItem>,
+    pub accounts: Vec<String>,
+    pub publish_at: Option<OffsetDateTime>,
+}
+
+/// The post as accepted: what to publish, for whom, when, and where it came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Post {
+    pub post_id: String,
+    pub source: String,
+    pub source_event_id: String,
+    pub caption: String,
+    pub media: Vec<MediaItem>,
+    pub accounts: Vec<String>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub publish_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl Post {
+    pub fn new(post_id: String, source: &str, source_event_id: &str, request: PostRequest, now: OffsetDateTime) -> Post {
+        Post {
+            post_id,
+            source: source.to_string(),
+            source_event_id: source_event_id.to_string(),
+            caption: request.caption,
+            media: request.media,
+            accounts: request.accounts,
+            publish_at: request.publish_at,
+            created_at: now,
+        }
+    }
+
+    /// Due now (or overdue): no time given, or a time not in the future.
+    pub fn is_due(&self, now: OffsetDateTime) -> bool {
+        self.publish_at.is_none_or(|at| at <= now)
+    }
+
+    /// What Meta will have to process, which decides how long we wait for it.
+    pub fn processing_kind(&self) -> MediaKind {
+        if self.media.len() == 1 && self.media[0].kind == MediaKind::Image {
+            MediaKind::Image
+        } else {
+            MediaKind::Video
+        }
+    }
+
+    /// One destination per account, SCHEDULED for a future time, QUEUED otherwise.
+    pub fn destinations(&self, now: OffsetDateTime) -> Vec<Destination> {
+        let state = if self.is_due(now) { DestState::Queued } else { DestState::Scheduled };
+        self.accounts
+            .iter()
+            .map(|account| Destination {
+                post_id: self.post_id.clone(),
+                account_id: account.clone(),
+                state,
+                version: 0,
+                publish_at: self.publish_at,
+                container_id: None,
+                container_created_at: None,
+                poll_attempt: 0,
+                publish_attempts: 0,
+                media_id: None,
+                permalink: None,
+                failure: None,
+                history: vec![StateChange { state, at: now, note: None }],
+                created_at: now,
+                updated_at: now,
+            })
+            .collect()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DestState {
+    /// Waiting for its publish time (a one-time schedule will start it).
+    Scheduled,
+    /// Due: create-container picks it up from the stream.
+    Queued,
+    /// Container created; Meta is processing it.
+    Processing,
+    /// Container finished: publish picks it up from the stream.
+    Ready,
+    /// media_publish has been called (or is being called); its outcome may be unknown.
+    Publishing,
+    Published,
+    Failed,
+}
+
+impl DestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DestState::Scheduled => "SCHEDULED",
+            DestState::Queued => "QUEUED",
+            DestState::Processing => "PROCESSING",
+            DestState::Ready => "READY",
+            DestState::Publishing => "PUBLISHING",
+            DestState::Published => "PUBLISHED",
+            DestState::Failed => "FAILED",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, DestState::Published | DestState::Failed)
+    }
+
+    pub fn can_move_to(self, next: DestState) -> bool {
+        use DestState::*;
+        match (self, next) {
+            (Scheduled, Queued) => true,
+            (Scheduled | Queued, Processing) => true,
+            (Processing, Ready) => true,
+            (Ready, Publishing) => true,
+            (Publishing, Published) => true,
+            // 9007 at publish time: Meta is not done after all, so poll again.
+            (Publishing | Ready, Processing) => true,
+            (from, Failed) => !from.is_final(),
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for DestState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a destination failed, in words a person understands, with Meta's codes when there are any.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subcode: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fbtrace_id: Option<String>,
+}
+
+impl Failure {
+    pub fn new(reason: impl Into<String>) -> Failure {
+        Failure { reason: reason.into(), ..Failure::default() }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateChange {
+    pub state: DestState,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The post's journey to one Instagram account.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Destination {
+    pub post_id: String,
+    pub account_id: String,
+    pub state: DestState,
+    /// Bumped by every write; each write is conditional on the version it read.
+    pub version: u64,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub publish_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub container_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub container_created_at: Option<OffsetDateTime>,
+    /// Number of the poll-status schedule currently expected to fire (0: none yet).
+    #[serde(default)]
+    pub poll_attempt: u32,
+    #[serde(default)]
+    pub publish_attempts: u32,
+    #[serde(default)]
+    pub media_id: Option<String>,
+    #[serde(default)]
+    pub permalink: Option<String>,
+    #[serde(default)]
+    pub failure: Option<Failure>,
+    #[serde(default)]
+    pub history: Vec<StateChange>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl Destination {
+    /// Moves to `next` if the state machine allows it, recording when and why.
+    pub fn move_to(&mut self, next: DestState, at: OffsetDateTime, note: Option<String>) -> Result<()> {
+        if !self.state.can_move_to(next) {
+            return Err(Error::IllegalTransition { from: self.state.to_string(), to: next.to_string() });
+        }
+        self.state = next;
+        self.updated_at = at;
+        self.history.push(StateChange { state: next, at, note });
+        Ok(())
+    }
+
+    pub fn fail(&mut self, failure: Failure, at: OffsetDateTime) -> Result<()> {
+        let note = Some(failure.reason.clone());
+        self.move_to(DestState::Failed, at, note)?;
+        self.failure = Some(failure);
+        Ok(())
+    }
+}
+
+/// A post's overall state, derived from its destinations (never stored, so never stale).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PostState {
+    Scheduled,
+    InProgress,
+    Published,
+    PartiallyFailed,
+    Failed,
+}
+
+pub fn overall_state(destinations: &[Destination]) -> PostState {
+    let all = |s: DestState| destinations.iter().all(|d| d.state == s);
+    if destinations.iter().any(|d| !d.state.is_final()) {
+        if all(DestState::Scheduled) { PostState::Scheduled } else { PostState::InProgress }
+    } else if all(DestState::Published) {
+        PostState::Published
+    } else if all(DestState::Failed) {
+        PostState::Failed
+    } else {
+        PostState::PartiallyFailed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn post(publish_at: Option<OffsetDateTime>) -> Post {
+        let request = PostRequest {
+            caption: "hello".into(),
+            media: vec![MediaItem { url: "https://example.com/a.jpg".into(), kind: MediaKind::Image }],
+            accounts: vec!["1784".into(), "1785".into()],
+            publish_at,
+        };
+        Post::new("P1".into(), "generic", "msg_1", request, datetime!(2026-11-23 10:00 UTC))
+    }
+
+    #[test]
+    fn a_due_post_gets_queued_destinations_and_a_future_one_scheduled_ones() {
+        let now = datetime!(2026-11-23 10:00 UTC);
+        let due = post(Some(datetime!(2026-11-23 09:59 UTC))).destinations(now);
+        assert_eq!(due.len(), 2);
+        assert!(due.iter().all(|d| d.state == DestState::Queued && d.version == 0));
+        let later = post(Some(datetime!(2026-11-23 10:05 UTC))).destinations(now);
+        assert!(later.iter().all(|d| d.state == DestState::Scheduled));
+        assert!(post(None).destinations(now).iter().all(|d| d.state == DestState::Queued));
+    }
+
+    #[test]
+    fn the_happy_path_is_legal_and_shortcuts_are_not() {
+        let now = datetime!(2026-11-23 10:00 UTC);
+        let mut d = post(None).destinations(now).remove(0);
+        assert!(d.move_to(DestState::Ready, now, None).is_err(), "READY needs a container first");
+        for s in [DestState::Processing, DestState::Ready, DestState::Publishing, DestState::Published] {
+            d.move_to(s, now, None).unwrap();
+        }
+        assert_eq!(d.history.len(), 5);
+        assert!(d.fail(Failure::new("late"), now).is_err(), "a published destination never fails");
+        assert!(d.move_to(DestState::Queued, now, None).is_err());
+    }
+
+    #[test]
+    fn failing_keeps_the_reason() {
+        let now = datetime!(2026-11-23 10:00 UTC);
+        let mut d = post(None).destinations(now).remove(0);
+        d.fail(Failure { reason: "media could not be fetched".into(), code: Some(9004), ..Failure::default() }, now)
+            .unwrap();
+        assert_eq!(d.state, DestState::Failed);
+        assert_eq!(d.failure.as_ref().unwrap().code, Some(9004));
+        assert_eq!(d.history.last().unwrap().note.as_deref(), Some("media could not be fetched"));
+    }
+
+    #[test]
+    fn overall_state_follows_the_destinations() {
+        let now = datetime!(2026-11-23 10:00 UTC);
+        let mut ds = post(None).destinations(now);
+        assert_eq!(overall_state(&ds), PostState::InProgress);
+        for d in ds.iter_mut() {
+            d.state = DestState::Published;
+        }
+        assert_eq!(overall_state(&ds), PostState::Published);
+        ds[1].state = DestState::Failed;
+        assert_eq!(overall_state(&ds), PostState::PartiallyFailed);
+        ds[0].state = DestState::Failed;
+        assert_eq!(overall_state(&ds), PostState::Failed);
+        let scheduled = post(Some(datetime!(2026-11-24 10:00 UTC))).destinations(now);
+        assert_eq!(overall_state(&scheduled), PostState::Scheduled);
+    }
+}

@@ -1,0 +1,169 @@
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Created, Delivery, PostStore, keys};
+use crate::account::Account;
+use crate::error::{Error, Result};
+use crate::post::{Destination, Post};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The DynamoDB adapter. Items are the domain structs plus their `pk`/`sk`.
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore { client, table: table.into() }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, pk: String, sk: &str) -> Result<Option<T>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk))
+            .key("sk", AttributeValue::S(sk.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB GetItem", e))?;
+        Ok(out.item.map(serde_dynamo::from_item).transpose()?)
+    }
+
+    fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| Error::aws("DynamoDB Put", e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+}
+
+fn item<T: Serialize>(value: &T, pk: String, sk: String) -> Result<Item> {
+    let mut item: Item = serde_dynamo::to_item(value)?;
+    item.insert("pk".into(), AttributeValue::S(pk));
+    item.insert("sk".into(), AttributeValue::S(sk));
+    Ok(item)
+}
+
+#[async_trait]
+impl PostStore for DynamoStore {
+    async fn create_post(&self, delivery: &Delivery, post: &Post, destinations: &[Destination]) -> Result<Created> {
+        let pk = keys::post(&post.post_id);
+        let mut delivery_item = Item::new();
+        delivery_item.insert("pk".into(), AttributeValue::S(keys::delivery(&delivery.source, &delivery.event_id)));
+        delivery_item.insert("sk".into(), AttributeValue::S(keys::DELIVERY.into()));
+        delivery_item.insert("post_id".into(), AttributeValue::S(delivery.post_id.clone()));
+        delivery_item.insert("expires_at".into(), AttributeValue::N(delivery.expires_at.to_string()));
+        let mut writes = vec![
+            self.put(delivery_item, "attribute_not_exists(pk)")?,
+            self.put(item(post, pk.clone(), keys::POST_META.into())?, "attribute_not_exists(pk)")?,
+        ];
+        for d in destinations {
+            writes.push(self.put(item(d, pk.clone(), keys::destination(&d.account_id))?, "attribute_not_exists(pk)")?);
+        }
+        let result = self.client.transact_write_items().set_transact_items(Some(writes)).send().await;
+        let err = match result {
+            Ok(_) => return Ok(Created::New),
+            Err(err) => err,
+        };
+        // The delivery (first write) already exists: a retry of a webhook we accepted before.
+        let seen_before = err
+            .as_service_error()
+            .and_then(|e| match e {
+                TransactWriteItemsError::TransactionCanceledException(canceled) => canceled.cancellation_reasons().first(),
+                _ => None,
+            })
+            .filter(|reason| reason.code() == Some("ConditionalCheckFailed"));
+        match seen_before {
+            Some(reason) => {
+                let post_id = reason.item().and_then(|i| i.get("post_id")).and_then(|v| v.as_s().ok()).cloned();
+                let post_id = match post_id {
+                    Some(id) => id,
+                    None => self
+                        .get::<HashMap<String, String>>(keys::delivery(&delivery.source, &delivery.event_id), keys::DELIVERY)
+                        .await?
+                        .and_then(|mut d| d.remove("post_id"))
+                        .ok_or_else(|| Error::Data("delivery without post_id".into()))?,
+                };
+                Ok(Created::Duplicate { post_id })
+            }
+            None => Err(Error::aws("DynamoDB TransactWriteItems", err)),
+        }
+    }
+
+    async fn get_post(&self, post_id: &str) -> Result<Option<Post>> {
+        self.get(keys::post(post_id), keys::POST_META).await
+    }
+
+    async fn get_destination(&self, post_id: &str, account_id: &str) -> Result<Option<Destination>> {
+        self.get(keys::post(post_id), &keys::destination(account_id)).await
+    }
+
+    async fn list_destinations(&self, post_id: &str) -> Result<Vec<Destination>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :dest)")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::post(post_id)))
+            .expression_attribute_values(":dest", AttributeValue::S("DEST#".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB Query", e))?;
+        Ok(serde_dynamo::from_items(out.items.unwrap_or_default())?)
+    }
+
+    async fn save_destination(&self, destination: &mut Destination) -> Result<()> {
+        let read_version = destination.version;
+        let mut next = destination.clone();
+        next.version += 1;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item(&next, keys::post(&next.post_id), keys::destination(&next.account_id))?))
+            .condition_expression("version = :read")
+            .expression_attribute_values(":read", AttributeValue::N(read_version.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                *destination = next;
+                Ok(())
+            }
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Err(
+                Error::Conflict(format!("destination {}/{} is no longer at version {read_version}", next.post_id, next.account_id)),
+            ),
+            Err(err) => Err(Error::aws("DynamoDB PutItem", err)),
+        }
+    }
+
+    async fn get_account(&self, account_id: &str) -> Result<Option<Account>> {
+        self.get(keys::account(account_id), keys::ACCOUNT).await
+    }
+
+    async fn put_account(&self, account: &Account) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item(account, keys::account(&account.account_id), keys::ACCOUNT.into())?))
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB PutItem", e))?;
+        Ok(())
+    }
+}

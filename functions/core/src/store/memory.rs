@@ -1,0 +1,83 @@
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{Created, Delivery, PostStore};
+use crate::account::Account;
+use crate::error::{Error, Result};
+use crate::post::{Destination, Post};
+
+/// In-memory store with the same conditional semantics as DynamoDB (unit tests).
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Tables>,
+}
+
+#[derive(Default)]
+struct Tables {
+    deliveries: HashMap<(String, String), String>,
+    posts: HashMap<String, Post>,
+    destinations: HashMap<(String, String), Destination>,
+    accounts: HashMap<String, Account>,
+}
+
+impl MemoryStore {
+    pub fn post_count(&self) -> usize {
+        self.inner.lock().unwrap().posts.len()
+    }
+}
+
+#[async_trait]
+impl PostStore for MemoryStore {
+    async fn create_post(&self, delivery: &Delivery, post: &Post, destinations: &[Destination]) -> Result<Created> {
+        let mut t = self.inner.lock().unwrap();
+        let key = (delivery.source.clone(), delivery.event_id.clone());
+        if let Some(post_id) = t.deliveries.get(&key) {
+            return Ok(Created::Duplicate { post_id: post_id.clone() });
+        }
+        t.deliveries.insert(key, post.post_id.clone());
+        t.posts.insert(post.post_id.clone(), post.clone());
+        for d in destinations {
+            t.destinations.insert((d.post_id.clone(), d.account_id.clone()), d.clone());
+        }
+        Ok(Created::New)
+    }
+
+    async fn get_post(&self, post_id: &str) -> Result<Option<Post>> {
+        Ok(self.inner.lock().unwrap().posts.get(post_id).cloned())
+    }
+
+    async fn get_destination(&self, post_id: &str, account_id: &str) -> Result<Option<Destination>> {
+        Ok(self.inner.lock().unwrap().destinations.get(&(post_id.into(), account_id.into())).cloned())
+    }
+
+    async fn list_destinations(&self, post_id: &str) -> Result<Vec<Destination>> {
+        let t = self.inner.lock().unwrap();
+        let mut list: Vec<_> = t.destinations.values().filter(|d| d.post_id == post_id).cloned().collect();
+        list.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+        Ok(list)
+    }
+
+    async fn save_destination(&self, destination: &mut Destination) -> Result<()> {
+        let mut t = self.inner.lock().unwrap();
+        let key = (destination.post_id.clone(), destination.account_id.clone());
+        match t.destinations.get(&key) {
+            Some(stored) if stored.version == destination.version => {
+                destination.version += 1;
+                t.destinations.insert(key, destination.clone());
+                Ok(())
+            }
+            _ => Err(Error::Conflict(format!("destination {}/{}", key.0, key.1))),
+        }
+    }
+
+    async fn get_account(&self, account_id: &str) -> Result<Option<Account>> {
+        Ok(self.inner.lock().unwrap().accounts.get(account_id).cloned())
+    }
+
+    async fn put_account(&self, account: &Account) -> Result<()> {
+        self.inner.lock().unwrap().accounts.insert(account.account_id.clone(), account.clone());
+        Ok(())
+    }
+}

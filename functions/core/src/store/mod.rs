@@ -1,0 +1,67 @@
+//! Where posts, destinations, deliveries and accounts are kept: one DynamoDB table (`pk`/`sk`).
+
+mod dynamo;
+mod memory;
+
+pub use dynamo::DynamoStore;
+pub use memory::MemoryStore;
+
+use async_trait::async_trait;
+
+use crate::account::Account;
+use crate::error::Result;
+use crate::post::{Destination, Post};
+
+/// Key layout of the table.
+pub mod keys {
+    pub fn post(post_id: &str) -> String {
+        format!("POST#{post_id}")
+    }
+    pub const POST_META: &str = "META";
+    pub fn destination(account_id: &str) -> String {
+        format!("DEST#{account_id}")
+    }
+    pub fn delivery(source: &str, event_id: &str) -> String {
+        format!("DELIVERY#{source}#{event_id}")
+    }
+    pub const DELIVERY: &str = "DELIVERY";
+    pub fn account(account_id: &str) -> String {
+        format!("ACCOUNT#{account_id}")
+    }
+    pub const ACCOUNT: &str = "ACCOUNT";
+}
+
+/// How long a webhook delivery is remembered for de-duplication (senders retry for days).
+pub const DELIVERY_MEMORY_SECS: i64 = 14 * 24 * 3600;
+
+/// One received event of a source, remembered so its retries map to the same post.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    pub source: String,
+    pub event_id: String,
+    pub post_id: String,
+    /// Unix seconds after which the table's TTL may drop it.
+    pub expires_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Created {
+    New,
+    /// The delivery was seen before: this is the post it made.
+    Duplicate { post_id: String },
+}
+
+#[async_trait]
+pub trait PostStore: Send + Sync {
+    /// Writes the delivery, the post and its destinations at once, or nothing if the delivery
+    /// is already known.
+    async fn create_post(&self, delivery: &Delivery, post: &Post, destinations: &[Destination]) -> Result<Created>;
+    async fn get_post(&self, post_id: &str) -> Result<Option<Post>>;
+    async fn get_destination(&self, post_id: &str, account_id: &str) -> Result<Option<Destination>>;
+    async fn list_destinations(&self, post_id: &str) -> Result<Vec<Destination>>;
+    /// Stores `destination` if the stored version is still `destination.version`, then bumps
+    /// the version. Fails with [`Error::Conflict`](crate::Error::Conflict) when it is not.
+    async fn save_destination(&self, destination: &mut Destination) -> Result<()>;
+    async fn get_account(&self, account_id: &str) -> Result<Option<Account>>;
+    async fn put_account(&self, account: &Account) -> Result<()>;
+}

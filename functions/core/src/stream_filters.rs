@@ -1,0 +1,29 @@
+//! The DynamoDB stream filters of the two stream-fed functions. template.yaml carries the same
+//! patterns (a test checks they match), and the local stack applies them to every record.
+
+/// create-container: a destination that became QUEUED (due) or SCHEDULED (to be scheduled).
+pub const CREATE_CONTAINER: [&str; 2] = [
+    r#"{"eventName":["INSERT"],"dynamodb":{"Keys":{"sk":{"S":[{"prefix":"DEST#"}]}},"NewImage":{"state":{"S":["QUEUED","SCHEDULED"]}}}}"#,
+    r#"{"eventName":["MODIFY"],"dynamodb":{"Keys":{"sk":{"S":[{"prefix":"DEST#"}]}},"NewImage":{"state":{"S":["QUEUED","SCHEDULED"]}},"OldImage":{"state":{"S":[{"anything-but":["QUEUED","SCHEDULED"]}]}}}}"#,
+];
+
+/// publish: a destination whose container became READY.
+pub const PUBLISH: [&str; 2] = [
+    r#"{"eventName":["INSERT"],"dynamodb":{"Keys":{"sk":{"S":[{"prefix":"DEST#"}]}},"NewImage":{"state":{"S":["READY"]}}}}"#,
+    r#"{"eventName":["MODIFY"],"dynamodb":{"Keys":{"sk":{"S":[{"prefix":"DEST#"}]}},"NewImage":{"state":{"S":["READY"]}},"OldImage":{"state":{"S":[{"anything-but":["READY"]}]}}}}"#,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_yaml_carries_the_same_filters() {
+        let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))
+            .expect("template.yaml at the workspace root");
+        for pattern in CREATE_CONTAINER.iter().chain(PUBLISH.iter()) {
+            serde_json::from_str::<serde_json::Value>(pattern).expect("valid JSON");
+            assert!(template.contains(&format!("Pattern: '{pattern}'")), "template.yaml lacks {pattern}");
+        }
+    }
+}
