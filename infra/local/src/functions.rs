@@ -1,0 +1,80 @@
+//! The functions as the local stack invokes them: a JSON payload in, a JSON result out, parsed
+//! into the same event types the Lambda bins use.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::dynamodb::Event;
+use instapipe_core::deps::Pipeline;
+use instapipe_core::handlers::create_container::{self, CreateContainerEvent};
+use instapipe_core::handlers::{poll_status, publish};
+use instapipe_core::scheduler::PollInput;
+use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Function {
+    CreateContainer,
+    PollStatus,
+    Publish,
+}
+
+impl Function {
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::CreateContainer => "create-container",
+            Function::PollStatus => "poll-status",
+            Function::Publish => "publish",
+        }
+    }
+}
+
+/// Invocation count and total handler time per function (what a Lambda bill is made of).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Usage {
+    pub invocations: u64,
+    pub errors: u64,
+    pub busy: Duration,
+}
+
+pub struct Functions {
+    pipeline: Arc<Pipeline>,
+    usage: Mutex<HashMap<Function, Usage>>,
+}
+
+impl Functions {
+    pub fn new(pipeline: Arc<Pipeline>) -> Self {
+        Functions { pipeline, usage: Mutex::new(HashMap::new()) }
+    }
+
+    /// Runs the function like Lambda would: deserialize, handle, serialize. An error is what
+    /// the runtime would report as a failed invocation.
+    pub async fn invoke(&self, function: Function, payload: Value) -> Result<Value, String> {
+        let started = Instant::now();
+        let deps = &self.pipeline;
+        let result = match function {
+            Function::CreateContainer => match serde_json::from_value::<CreateContainerEvent>(payload) {
+                Ok(event) => create_container::handle(deps, event).await.map_err(|e| e.to_string()),
+                Err(e) => Err(format!("payload is not a create-container event: {e}")),
+            },
+            Function::PollStatus => match serde_json::from_value::<PollInput>(payload) {
+                Ok(input) => poll_status::handle(deps, input).await.map(|()| Value::Object(Default::default())).map_err(|e| e.to_string()),
+                Err(e) => Err(format!("payload is not a poll-status input: {e}")),
+            },
+            Function::Publish => match serde_json::from_value::<Event>(payload) {
+                Ok(event) => Ok(serde_json::to_value(publish::handle(deps, event).await).expect("plain struct")),
+                Err(e) => Err(format!("payload is not a DynamoDB stream event: {e}")),
+            },
+        };
+        let mut usage = self.usage.lock().unwrap();
+        let entry = usage.entry(function).or_default();
+        entry.invocations += 1;
+        entry.errors += u64::from(result.is_err());
+        entry.busy += started.elapsed();
+        result
+    }
+
+    pub fn usage(&self) -> HashMap<Function, Usage> {
+        self.usage.lock().unwrap().clone()
+    }
+}

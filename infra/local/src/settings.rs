@@ -1,0 +1,115 @@
+//! The local stack's settings: environment variables with defaults, so a CMS on this machine, a
+//! test in another language or another Graph API fake can drive it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use instapipe_core::config::Config;
+
+/// Defaults of the handlers' variables for the local stack: waits in seconds, not minutes.
+const HANDLER_DEFAULTS: &[(&str, &str)] = &[
+    ("TABLE_NAME", "instapipe-posts"),
+    ("SCHEDULE_GROUP", "instapipe-posts"),
+    ("SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/instapipe-scheduler"),
+    ("CREATE_CONTAINER_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:instapipe-create-container"),
+    ("POLL_STATUS_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:instapipe-poll-status"),
+    ("ACCOUNT_SECRET_PREFIX", "instapipe/accounts/"),
+    ("WEBHOOK_SECRETS_NAME", "instapipe/webhook-secrets"),
+    ("GRAPH_API_TIMEOUT_MS", "5000"),
+    ("POLL_INLINE_CHECKS_MS", "500,1000,1500"),
+    ("POLL_INTERVAL_SECS", "2"),
+    ("POLL_MAX_INTERVAL_SECS", "5"),
+    ("POLL_IMAGE_DEADLINE_SECS", "60"),
+    ("POLL_VIDEO_DEADLINE_SECS", "180"),
+];
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Project root: where `node_modules/` and `.venv/` were installed by `make deps`.
+    pub root: PathBuf,
+    /// `INSTAPIPE_PORT` (3000): where ingest-webhook is served.
+    pub http_port: u16,
+    /// `DYNAMODB_PORT` (8000) and `MOTO_PORT` (5000); 0 picks free ports.
+    pub dynamodb_port: u16,
+    pub moto_port: u16,
+    /// `GRAPH_API_BASE_URL`: use this Graph API instead of starting the simulator.
+    pub graph_api_base_url: Option<String>,
+    /// `GRAPH_SIM_PORT` (4000): where the simulator listens when it is started.
+    pub graph_sim_port: u16,
+    /// `INSTAPIPE_DEMO_ACCOUNT` / `INSTAPIPE_DEMO_TOKEN`: the account `make run` registers.
+    pub demo_account: String,
+    pub demo_token: String,
+    /// `INSTAPIPE_GENERIC_SECRET`: Standard Webhooks secret of `/webhooks/generic`.
+    pub generic_secret: String,
+    /// Handler variables (`POLL_*`, `GRAPH_API_*`, ...), over the local defaults.
+    pub handler_vars: HashMap<String, String>,
+}
+
+pub const DEMO_SECRET: &str = "whsec_bG9jYWwtZGVtby1zZWNyZXQtZm9yLWluc3RhcGlwZQ==";
+
+impl Settings {
+    pub fn from_env() -> Result<Settings, String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let port = |name: &str, default: u16| -> Result<u16, String> {
+            var(name).map_or(Ok(default), |v| v.parse().map_err(|_| format!("{name} must be a port number")))
+        };
+        let handler_vars = std::env::vars()
+            .filter(|(k, _)| {
+                HANDLER_DEFAULTS.iter().any(|(d, _)| d == k) || k.starts_with("POLL_") || k.starts_with("GRAPH_API_")
+            })
+            .collect();
+        Ok(Settings {
+            root: project_root(),
+            http_port: port("INSTAPIPE_PORT", 3000)?,
+            dynamodb_port: port("DYNAMODB_PORT", 8000)?,
+            moto_port: port("MOTO_PORT", 5000)?,
+            graph_api_base_url: var("GRAPH_API_BASE_URL"),
+            graph_sim_port: port("GRAPH_SIM_PORT", 4000)?,
+            demo_account: var("INSTAPIPE_DEMO_ACCOUNT").unwrap_or_else(|| "17841400000000001".into()),
+            demo_token: var("INSTAPIPE_DEMO_TOKEN").unwrap_or_else(|| "IGAA-local-demo-token".into()),
+            generic_secret: var("INSTAPIPE_GENERIC_SECRET").unwrap_or_else(|| DEMO_SECRET.into()),
+            handler_vars,
+        })
+    }
+
+    /// Free ports everywhere and nothing from the environment: tests stay independent.
+    pub fn for_tests() -> Settings {
+        Settings {
+            root: project_root(),
+            http_port: 0,
+            dynamodb_port: 0,
+            moto_port: 0,
+            graph_api_base_url: None,
+            graph_sim_port: 0,
+            demo_account: "17841400000000001".into(),
+            demo_token: "IGAA-test-token".into(),
+            generic_secret: DEMO_SECRET.into(),
+            handler_vars: HashMap::new(),
+        }
+    }
+
+    pub fn set(&mut self, name: &str, value: impl Into<String>) -> &mut Self {
+        self.handler_vars.insert(name.into(), value.into());
+        self
+    }
+
+    /// The handlers' configuration, as a Lambda function would read it from its environment.
+    pub fn handler_config(&self, graph_base_url: &str) -> Result<Config, String> {
+        Config::from_lookup(|name| {
+            if name == "GRAPH_API_BASE_URL" {
+                return Some(graph_base_url.to_string());
+            }
+            self.handler_vars
+                .get(name)
+                .cloned()
+                .or_else(|| HANDLER_DEFAULTS.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+        })
+        .map_err(|e| e.to_string())
+    }
+}
+
+fn project_root() -> PathBuf {
+    std::env::var_os("INSTAPIPE_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
+}

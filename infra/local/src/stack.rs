@@ -1,0 +1,275 @@
+//! The whole local stack in one value: services, simulator, runners and the HTTP endpoint.
+//! Dropping it stops everything.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TimeToLiveSpecification,
+};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
+use graph_sim::{GraphSim, SimConfig};
+use instapipe_core::account::{Account, AccountStatus, LoginFlavour};
+use instapipe_core::config::Config;
+use instapipe_core::deps::{AwsClients, Ingest, Pipeline};
+use instapipe_core::post::Destination;
+use instapipe_core::sources::generic;
+use instapipe_core::store::{DynamoStore, PostStore};
+use instapipe_core::stream_filters;
+use tokio::task::JoinHandle;
+
+use crate::functions::{Function, Functions};
+use crate::services::{self, Service};
+use crate::settings::Settings;
+use crate::stream::Mapping;
+use crate::{http_server, schedules, stream};
+
+pub struct LocalStack {
+    pub settings: Settings,
+    pub config: Config,
+    /// `http://127.0.0.1:PORT`, where ingest-webhook answers.
+    pub base_url: String,
+    pub graph_base_url: String,
+    /// The simulator, when no external Graph API was given.
+    pub sim: Option<GraphSim>,
+    pub clients: AwsClients,
+    pub store: Arc<dyn PostStore>,
+    pub functions: Arc<Functions>,
+    pub dynamodb_url: String,
+    pub moto_url: String,
+    tasks: Vec<JoinHandle<()>>,
+    _services: Vec<Service>,
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Clients for the local endpoints, whatever `AWS_*` variables the shell has.
+fn local_sdk_config() -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new("test", "test", None, None, "local")))
+        .build()
+}
+
+fn err<E: std::fmt::Debug>(context: &str) -> impl Fn(E) -> String + '_ {
+    move |e| format!("{context}: {e:?}")
+}
+
+impl LocalStack {
+    pub async fn start(settings: Settings, sim_config: SimConfig) -> Result<LocalStack, String> {
+        let log_dir = settings.root.join(".local");
+        std::fs::create_dir_all(&log_dir).map_err(|e| format!("cannot create {}: {e}", log_dir.display()))?;
+        let (root, ddb_port, moto_port) = (settings.root.clone(), settings.dynamodb_port, settings.moto_port);
+        let (dir1, dir2) = (log_dir.clone(), log_dir.clone());
+        let root2 = root.clone();
+        let (dynamodb, moto) = tokio::join!(
+            tokio::task::spawn_blocking(move || services::start_dynamodb(&root, ddb_port, &dir1)),
+            tokio::task::spawn_blocking(move || services::start_moto(&root2, moto_port, &dir2)),
+        );
+        let dynamodb = dynamodb.map_err(|e| e.to_string())??;
+        let moto = moto.map_err(|e| e.to_string())??;
+
+        let sdk = local_sdk_config();
+        let clients = AwsClients {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(&dynamodb.url).build(),
+            ),
+            scheduler: aws_sdk_scheduler::Client::from_conf(
+                aws_sdk_scheduler::config::Builder::from(&sdk).endpoint_url(&moto.url).build(),
+            ),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(&sdk).endpoint_url(&moto.url).build(),
+            ),
+        };
+        let streams = aws_sdk_dynamodbstreams::Client::from_conf(
+            aws_sdk_dynamodbstreams::config::Builder::from(&sdk).endpoint_url(&dynamodb.url).build(),
+        );
+
+        let (sim, graph_base_url) = match &settings.graph_api_base_url {
+            Some(url) => (None, url.trim_end_matches('/').to_string()),
+            None => {
+                let (sim, url) = graph_sim::spawn(sim_config, settings.graph_sim_port)
+                    .await
+                    .map_err(|e| format!("cannot start the Graph API simulator: {e}"))?;
+                (Some(sim), url)
+            }
+        };
+        let config = settings.handler_config(&graph_base_url)?;
+
+        let stream_arn = create_table(&clients.dynamodb, &config.table_name).await?;
+        clients
+            .scheduler
+            .create_schedule_group()
+            .name(&config.schedule_group)
+            .send()
+            .await
+            .map_err(err("CreateScheduleGroup"))?;
+        let secrets = serde_json::json!({ generic::SOURCE: settings.generic_secret }).to_string();
+        put_secret(&clients.secrets, &config.webhook_secrets_name, &secrets).await?;
+
+        let pipeline = Arc::new(Pipeline::new(&clients, &config).map_err(|e| e.to_string())?);
+        let ingest = Arc::new(Ingest::new(&clients, &config).await.map_err(|e| e.to_string())?);
+        let functions = Arc::new(Functions::new(pipeline));
+
+        let mappings = Arc::new(vec![
+            Mapping::new(Function::CreateContainer, &stream_filters::CREATE_CONTAINER),
+            Mapping::new(Function::Publish, &stream_filters::PUBLISH),
+        ]);
+        let targets = Arc::new(schedules::Targets {
+            create_container_arn: config.create_container_arn.clone(),
+            poll_status_arn: config.poll_status_arn.clone(),
+        });
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", settings.http_port))
+            .await
+            .map_err(|e| format!("cannot listen on port {}: {e}", settings.http_port))?;
+        let base_url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+        let tasks = vec![
+            tokio::spawn(stream::run(streams, stream_arn, mappings, functions.clone())),
+            tokio::spawn(schedules::run(clients.scheduler.clone(), config.schedule_group.clone(), targets, functions.clone())),
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, http_server::router(ingest)).await;
+            }),
+        ];
+        Ok(LocalStack {
+            store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), &config.table_name)),
+            settings,
+            config,
+            base_url,
+            graph_base_url,
+            sim,
+            clients,
+            functions,
+            dynamodb_url: dynamodb.url.clone(),
+            moto_url: moto.url.clone(),
+            tasks,
+            _services: vec![dynamodb, moto],
+        })
+    }
+
+    /// Registers an account: its item in the table and its token in Secrets Manager (and in the
+    /// simulator, which then accepts only that token for it).
+    pub async fn add_account(&self, account_id: &str, token: &str) -> Result<(), String> {
+        let account = Account {
+            account_id: account_id.into(),
+            login: LoginFlavour::Instagram,
+            status: AccountStatus::Active,
+            token_expires_at: None,
+        };
+        self.store.put_account(&account).await.map_err(|e| e.to_string())?;
+        let name = format!("{}{account_id}", self.config.account_secret_prefix);
+        put_secret(&self.clients.secrets, &name, &serde_json::json!({ "access_token": token }).to_string()).await?;
+        if let Some(sim) = &self.sim {
+            sim.set_token(account_id, token);
+        }
+        Ok(())
+    }
+
+    pub fn webhook_url(&self) -> String {
+        format!("{}/webhooks/generic", self.base_url)
+    }
+
+    /// Posts `body` to `/webhooks/generic`, signed with the stack's secret.
+    pub async fn send_generic(&self, body: &str, webhook_id: &str) -> Result<reqwest::Response, String> {
+        send_signed(&self.webhook_url(), &self.settings.generic_secret, body, webhook_id).await
+    }
+
+    pub async fn destinations(&self, post_id: &str) -> Vec<Destination> {
+        self.store.list_destinations(post_id).await.unwrap_or_default()
+    }
+
+    /// Waits until every destination of the post is final (PUBLISHED or FAILED).
+    pub async fn wait_final(&self, post_id: &str, timeout: Duration) -> Result<Vec<Destination>, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let dests = self.destinations(post_id).await;
+            if !dests.is_empty() && dests.iter().all(|d| d.state.is_final()) {
+                return Ok(dests);
+            }
+            if Instant::now() > deadline {
+                let states: Vec<_> = dests.iter().map(|d| d.state.as_str()).collect();
+                return Err(format!("post {post_id} not final after {timeout:?}: {states:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Signs with Standard Webhooks (the reference crate, independent of ours) and sends.
+pub async fn send_signed(url: &str, secret: &str, body: &str, webhook_id: &str) -> Result<reqwest::Response, String> {
+    let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+    let signature = standardwebhooks::Webhook::new(secret)
+        .and_then(|w| w.sign(webhook_id, ts, body.as_bytes()))
+        .map_err(|e| format!("cannot sign: {e}"))?;
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", webhook_id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature)
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {url}: {e}"))
+}
+
+async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<String, String> {
+    let attribute = |name: &str| {
+        AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
+    };
+    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+    let out = client
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(attribute("pk").map_err(err("pk"))?)
+        .attribute_definitions(attribute("sk").map_err(err("sk"))?)
+        .key_schema(key("pk", KeyType::Hash).map_err(err("pk"))?)
+        .key_schema(key("sk", KeyType::Range).map_err(err("sk"))?)
+        .billing_mode(BillingMode::PayPerRequest)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .map_err(err("stream"))?,
+        )
+        .send()
+        .await
+        .map_err(err("CreateTable"))?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder().enabled(true).attribute_name("expires_at").build().map_err(err("ttl"))?,
+        )
+        .send()
+        .await
+        .map_err(err("UpdateTimeToLive"))?;
+    out.table_description
+        .and_then(|t| t.latest_stream_arn)
+        .ok_or_else(|| "the table has no stream".to_string())
+}
+
+async fn put_secret(client: &aws_sdk_secretsmanager::Client, name: &str, value: &str) -> Result<(), String> {
+    match client.create_secret().name(name).secret_string(value).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_exists_exception()) => client
+            .put_secret_value()
+            .secret_id(name)
+            .secret_string(value)
+            .send()
+            .await
+            .map(drop)
+            .map_err(err("PutSecretValue")),
+        // The secret's value never goes into the message.
+        Err(e) => Err(format!("CreateSecret {name}: {e:?}")),
+    }
+}

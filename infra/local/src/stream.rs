@@ -1,0 +1,154 @@
+//! Reads the table's DynamoDB stream and delivers its records to the stream-fed functions as
+//! Lambda's event source mappings would: as `aws_lambda_events` DynamoDB events, through the
+//! filters of template.yaml, retrying the records a batch reports as failed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::dynamodb::{Event, EventRecord, StreamViewType};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use aws_sdk_dynamodbstreams::Client;
+use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
+use serde_json::Value;
+
+use crate::filter;
+use crate::functions::{Function, Functions};
+
+/// Like the template's MaximumRetryAttempts.
+const MAX_RETRIES: u32 = 10;
+const BATCH_SIZE: usize = 10;
+
+/// One event source mapping: a function and its filter patterns.
+pub struct Mapping {
+    pub function: Function,
+    pub patterns: Vec<Value>,
+}
+
+impl Mapping {
+    pub fn new(function: Function, patterns: &[&str]) -> Mapping {
+        let patterns = patterns.iter().map(|p| serde_json::from_str(p).expect("filters are JSON")).collect();
+        Mapping { function, patterns }
+    }
+
+    fn accepts(&self, record: &Value) -> bool {
+        self.patterns.iter().any(|p| filter::matches(p, record))
+    }
+}
+
+/// Polls every shard of the stream forever, handing each batch to every mapping.
+pub async fn run(client: Client, stream_arn: String, mappings: Arc<Vec<Mapping>>, functions: Arc<Functions>) {
+    let mut iterators: HashMap<String, Option<String>> = HashMap::new();
+    loop {
+        if let Err(err) = poll_once(&client, &stream_arn, &mut iterators, &mappings, &functions).await {
+            tracing::warn!(error = %err, "reading the stream failed; trying again");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn poll_once(
+    client: &Client,
+    stream_arn: &str,
+    iterators: &mut HashMap<String, Option<String>>,
+    mappings: &Arc<Vec<Mapping>>,
+    functions: &Arc<Functions>,
+) -> Result<(), String> {
+    let description = client.describe_stream().stream_arn(stream_arn).send().await.map_err(|e| format!("{e:?}"))?;
+    for shard in description.stream_description().map(|d| d.shards()).unwrap_or_default() {
+        let Some(shard_id) = shard.shard_id() else { continue };
+        if !iterators.contains_key(shard_id) {
+            let it = client
+                .get_shard_iterator()
+                .stream_arn(stream_arn)
+                .shard_id(shard_id)
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            iterators.insert(shard_id.to_string(), it.shard_iterator);
+        }
+    }
+    for iterator in iterators.values_mut() {
+        let Some(current) = iterator.clone() else { continue }; // closed shard, fully read
+        let out = client.get_records().shard_iterator(current).send().await.map_err(|e| format!("{e:?}"))?;
+        *iterator = out.next_shard_iterator;
+        let records: Vec<EventRecord> = out.records.unwrap_or_default().into_iter().map(|r| to_lambda_record(r, stream_arn)).collect();
+        for chunk in records.chunks(BATCH_SIZE) {
+            deliver(chunk, mappings, functions);
+        }
+    }
+    Ok(())
+}
+
+/// Hands the records each mapping accepts to its function, in the background (the template
+/// sets a parallelization factor, so batches of one shard may run side by side).
+fn deliver(records: &[EventRecord], mappings: &Arc<Vec<Mapping>>, functions: &Arc<Functions>) {
+    for (index, mapping) in mappings.iter().enumerate() {
+        let accepted: Vec<EventRecord> = records
+            .iter()
+            .filter(|r| mapping.accepts(&serde_json::to_value(r).expect("records serialize")))
+            .cloned()
+            .collect();
+        if accepted.is_empty() {
+            continue;
+        }
+        let (mappings, functions) = (mappings.clone(), functions.clone());
+        tokio::spawn(async move { invoke_with_retries(&mappings[index], accepted, &functions).await });
+    }
+}
+
+async fn invoke_with_retries(mapping: &Mapping, mut records: Vec<EventRecord>, functions: &Functions) {
+    for attempt in 0..=MAX_RETRIES {
+        let mut event = Event::default();
+        event.records = records.clone();
+        let payload = serde_json::to_value(&event).expect("events serialize");
+        let failed_from = match functions.invoke(mapping.function, payload).await {
+            // Lambda retries from the first failed record on.
+            Ok(result) => {
+                let response: DynamoDbEventResponse = serde_json::from_value(result).unwrap_or_default();
+                let failed: Vec<String> =
+                    response.batch_item_failures.into_iter().filter_map(|f| f.item_identifier).collect();
+                records.iter().position(|r| r.change.sequence_number.as_ref().is_some_and(|s| failed.contains(s)))
+            }
+            Err(err) => {
+                tracing::warn!(function = mapping.function.name(), error = %err, "invocation failed");
+                Some(0)
+            }
+        };
+        let Some(first) = failed_from else { return };
+        records.drain(..first);
+        tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt + 1))).await;
+    }
+    tracing::error!(function = mapping.function.name(), records = records.len(), "retries exhausted; records sent to the failure destination");
+}
+
+fn to_lambda_record(record: Record, stream_arn: &str) -> EventRecord {
+    let mut r = EventRecord::default();
+    r.event_id = record.event_id.unwrap_or_default();
+    // TTL deletes come from DynamoDB Local as an unknown operation: they are REMOVEs on AWS.
+    r.event_name = match record.event_name.as_ref().map(|n| n.as_str()) {
+        Some("INSERT") => "INSERT",
+        Some("MODIFY") => "MODIFY",
+        _ => "REMOVE",
+    }
+    .to_string();
+    r.event_version = record.event_version;
+    r.event_source = Some("aws:dynamodb".into());
+    r.aws_region = record.aws_region.unwrap_or_default();
+    r.event_source_arn = Some(stream_arn.to_string());
+    if let Some(s) = record.dynamodb {
+        if let Some(at) = s.approximate_creation_date_time {
+            r.change.approximate_creation_date_time =
+                chrono::DateTime::from_timestamp(at.secs(), at.subsec_nanos()).unwrap_or_default();
+        }
+        r.change.keys = s.keys.unwrap_or_default().into();
+        r.change.new_image = s.new_image.unwrap_or_default().into();
+        r.change.old_image = s.old_image.unwrap_or_default().into();
+        r.change.sequence_number = s.sequence_number;
+        r.change.size_bytes = s.size_bytes.unwrap_or_default();
+        r.change.stream_view_type = Some(StreamViewType::NewAndOldImages);
+    }
+    r
+}

@@ -1,0 +1,176 @@
+//! End to end on the local stack: DynamoDB Local, moto, the Graph API simulator, and the real
+//! handlers fed by the stream and by schedules. Each test starts a stack of its own.
+
+use std::time::Duration;
+
+use graph_sim::SimConfig;
+use instapipe_core::post::DestState;
+use instapipe_local::LocalStack;
+use instapipe_local::settings::Settings;
+use serde_json::{Value, json};
+
+const ACCOUNT: &str = "17841400000000001";
+const TOKEN: &str = "IGAA-integration-token";
+
+async fn stack(sim: SimConfig) -> LocalStack {
+    // Handler logs show with a failing test's output.
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,instapipe_core=info").try_init();
+    let mut settings = Settings::for_tests();
+    settings
+        .set("POLL_INLINE_CHECKS_MS", "200,300,500")
+        .set("POLL_INTERVAL_SECS", "1")
+        .set("POLL_MAX_INTERVAL_SECS", "2");
+    let stack = LocalStack::start(settings, sim).await.expect("the local stack starts (did `make deps` run?)");
+    stack.add_account(ACCOUNT, TOKEN).await.unwrap();
+    stack
+}
+
+fn fast_sim() -> SimConfig {
+    SimConfig { image_delay: Duration::from_millis(300), video_delay: Duration::from_secs(3), ..SimConfig::default() }
+}
+
+fn post(caption: &str, url: &str, kind: &str) -> Value {
+    json!({ "caption": caption, "media": [{ "url": url, "type": kind }], "accounts": [ACCOUNT] })
+}
+
+async fn send(stack: &LocalStack, body: &Value, webhook_id: &str) -> (u16, Value) {
+    let response = stack.send_generic(&body.to_string(), webhook_id).await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// Items of posts (not accounts or other bookkeeping) in the table.
+async fn post_items(stack: &LocalStack) -> usize {
+    let out = stack.clients.dynamodb.scan().table_name(&stack.config.table_name).send().await.unwrap();
+    out.items()
+        .iter()
+        .filter(|i| i.get("pk").and_then(|v| v.as_s().ok()).is_some_and(|pk| pk.starts_with("POST#") || pk.starts_with("DELIVERY#")))
+        .count()
+}
+
+fn published_with(stack: &LocalStack, caption: &str) -> usize {
+    stack.sim.as_ref().unwrap().published().iter().filter(|m| m.caption.as_deref() == Some(caption)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_post_is_published_once() {
+    let stack = stack(fast_sim()).await;
+    let caption = "First light over the harbour #instapipe";
+    let (status, answer) = send(&stack, &post(caption, "https://cdn.example.com/harbour.jpg", "image"), "msg_image_1").await;
+    assert_eq!(status, 202, "{answer}");
+    let post_id = answer["post_id"].as_str().unwrap();
+
+    let dests = stack.wait_final(post_id, Duration::from_secs(60)).await.unwrap();
+    let d = &dests[0];
+    assert_eq!(d.state, DestState::Published, "{:?}", d.failure);
+    let permalink = d.permalink.as_deref().unwrap();
+    assert!(permalink.starts_with("https://www.instagram.com/p/"), "{permalink}");
+
+    let published = stack.sim.as_ref().unwrap().published();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].caption.as_deref(), Some(caption));
+    assert_eq!(published[0].media_urls, vec!["https://cdn.example.com/harbour.jpg".to_string()]);
+    assert_eq!(Some(&published[0].media_id), d.media_id.as_ref());
+    assert_eq!(published[0].permalink, permalink);
+    let states: Vec<_> = d.history.iter().map(|h| h.state).collect();
+    assert_eq!(states, [DestState::Queued, DestState::Processing, DestState::Ready, DestState::Publishing, DestState::Published]);
+    // Images are ready within the inline check: no poll-status was needed.
+    assert_eq!(d.poll_attempt, 0);
+    // The token went in the Authorization header only, never in a URL.
+    for request in stack.sim.as_ref().unwrap().requests() {
+        assert!(!request.path_and_query.contains(TOKEN), "token in URL: {}", request.path_and_query);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_with_publish_at_is_published_after_that_time_and_not_before() {
+    let stack = stack(fast_sim()).await;
+    let publish_at = time::OffsetDateTime::now_utc() + Duration::from_secs(5);
+    let caption = "Scheduled for later";
+    let mut body = post(caption, "https://cdn.example.com/later.jpg", "image");
+    body["publish_at"] = json!(publish_at.format(&time::format_description::well_known::Rfc3339).unwrap());
+    let (status, answer) = send(&stack, &body, "msg_scheduled_1").await;
+    assert_eq!((status, answer["state"].as_str()), (202, Some("SCHEDULED")), "{answer}");
+    let post_id = answer["post_id"].as_str().unwrap();
+
+    // A start schedule appears in Scheduler (moto) and nothing is published before the time.
+    let mut saw_schedule = false;
+    while time::OffsetDateTime::now_utc() < publish_at - Duration::from_millis(500) {
+        let schedules = stack.clients.scheduler.list_schedules().group_name(&stack.config.schedule_group).send().await.unwrap();
+        saw_schedule |= schedules.schedules().iter().any(|s| s.name() == Some(&format!("start-{post_id}-{ACCOUNT}")));
+        assert_eq!(published_with(&stack, caption), 0, "published before publish_at");
+        assert_eq!(stack.destinations(post_id).await[0].state, DestState::Scheduled);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(saw_schedule, "no start schedule was created");
+
+    let dests = stack.wait_final(post_id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(dests[0].state, DestState::Published, "{:?}", dests[0].failure);
+    let publishing = dests[0].history.iter().find(|h| h.state == DestState::Publishing).unwrap();
+    assert!(publishing.at >= publish_at, "publishing at {} before {publish_at}", publishing.at);
+    assert_eq!(published_with(&stack, caption), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_video_container_goes_through_poll_status() {
+    let stack = stack(fast_sim()).await;
+    let caption = "A reel that takes its time";
+    let (status, answer) = send(&stack, &post(caption, "https://cdn.example.com/reel.mp4", "video"), "msg_video_1").await;
+    assert_eq!(status, 202);
+    let post_id = answer["post_id"].as_str().unwrap();
+    let dests = stack.wait_final(post_id, Duration::from_secs(90)).await.unwrap();
+    let d = &dests[0];
+    assert_eq!(d.state, DestState::Published, "{:?}", d.failure);
+    assert!(d.poll_attempt >= 1, "the container was never polled by schedule");
+    let usage = stack.functions.usage();
+    assert!(usage[&instapipe_local::functions::Function::PollStatus].invocations >= 1);
+    let published = stack.sim.as_ref().unwrap().published();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].media_product_type, "REELS");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_delivery_of_the_same_webhook_gives_one_post() {
+    let stack = stack(fast_sim()).await;
+    let caption = "Sent twice, posted once";
+    let body = post(caption, "https://cdn.example.com/twice.jpg", "image");
+    let ((s1, a1), (s2, a2)) = tokio::join!(send(&stack, &body, "msg_dup_1"), send(&stack, &body, "msg_dup_1"));
+    assert_eq!((s1, s2), (202, 202));
+    assert_eq!(a1["post_id"], a2["post_id"]);
+    let (s3, a3) = send(&stack, &body, "msg_dup_1").await;
+    assert_eq!((s3, &a3["post_id"], &a3["duplicate"]), (202, &a1["post_id"], &json!(true)));
+    stack.wait_final(a1["post_id"].as_str().unwrap(), Duration::from_secs(60)).await.unwrap();
+    assert_eq!(published_with(&stack, caption), 1);
+    assert_eq!(post_items(&stack).await, 3, "one delivery, one post, one destination");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_malformed_webhooks_are_refused_and_leave_no_item() {
+    let stack = stack(fast_sim()).await;
+    let body = post("forged", "https://cdn.example.com/x.jpg", "image").to_string();
+    let forged = "whsec_Zm9yZ2VkLXNlY3JldC1mb3ItdGVzdGluZy0wMTIzNDU=";
+    let response = instapipe_local::stack::send_signed(&stack.webhook_url(), forged, &body, "msg_forged").await.unwrap();
+    assert_eq!(response.status(), 401);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "invalid_signature");
+
+    let (status, answer) = send(&stack, &json!({"caption": "x", "media": [{"url": "https://a.example/x.jpg", "type": "gif"}], "accounts": [ACCOUNT]}), "msg_bad").await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["error"]["field"], "media[0].type");
+
+    let unsigned = reqwest::Client::new().post(stack.webhook_url()).body(body).send().await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(post_items(&stack).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_instagram_cannot_fetch_fails_with_metas_reason() {
+    let stack = stack(fast_sim()).await;
+    let (status, answer) = send(&stack, &post("broken", "https://cdn.example.com/bad-media.jpg", "image"), "msg_bad_media").await;
+    assert_eq!(status, 202);
+    let dests = stack.wait_final(answer["post_id"].as_str().unwrap(), Duration::from_secs(60)).await.unwrap();
+    assert_eq!(dests[0].state, DestState::Failed);
+    let reason = &dests[0].failure.as_ref().unwrap().reason;
+    assert!(reason.contains("2207052"), "{reason}");
+    assert!(stack.sim.as_ref().unwrap().published().is_empty());
+}
