@@ -8,11 +8,17 @@
 //! - deadline after container creation: 5 minutes for images, 20 minutes for video and carousels,
 //!   after which the destination fails as a processing timeout.
 //!
+//! - a container creation that fails transiently (5xx, timeout, throttling) is retried by
+//!   schedule after 1, 2, 4, 8 intervals, then the destination fails with the last error.
+//!
 //! Every number can be overridden by an environment variable (the local stack uses seconds).
 
 use std::time::Duration;
 
 use crate::post::MediaKind;
+
+/// Transient container-creation failures tolerated before the destination fails.
+pub const MAX_CREATE_RETRIES: u32 = 4;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct PollPolicy {
@@ -57,6 +63,12 @@ impl PollPolicy {
     pub fn delay_before_poll(&self, attempt: u32) -> Duration {
         let factor = 1.5f64.powi(attempt.saturating_sub(1).min(20) as i32);
         self.interval.mul_f64(factor).min(self.max_interval)
+    }
+
+    /// Delay before retry number `retry` (1-based) of a container creation that failed
+    /// transiently: interval × 2^(retry-1), capped at 16 intervals.
+    pub fn delay_before_create_retry(&self, retry: u32) -> Duration {
+        self.interval * 2u32.pow(retry.saturating_sub(1).min(4))
     }
 
     pub fn deadline_for(&self, kind: MediaKind) -> Duration {

@@ -87,6 +87,7 @@ impl Post {
                 container_created_at: None,
                 poll_attempt: 0,
                 publish_attempts: 0,
+                create_retries: 0,
                 media_id: None,
                 permalink: None,
                 failure: None,
@@ -200,6 +201,9 @@ pub struct Destination {
     pub poll_attempt: u32,
     #[serde(default)]
     pub publish_attempts: u32,
+    /// Container creations retried after a transient error.
+    #[serde(default)]
+    pub create_retries: u32,
     #[serde(default)]
     pub media_id: Option<String>,
     #[serde(default)]

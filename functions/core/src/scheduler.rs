@@ -56,6 +56,11 @@ impl OneTimeSchedule {
         }
     }
 
+    /// Retry `retry` of a start whose container creation failed transiently.
+    pub fn retry_start(input: StartInput, retry: u32, at: OffsetDateTime) -> Self {
+        OneTimeSchedule { name: format!("start-{}-{}-r{retry}", input.post_id, input.account_id), ..Self::start(input, at) }
+    }
+
     pub fn poll(input: PollInput, at: OffsetDateTime) -> Self {
         OneTimeSchedule {
             name: format!("poll-{}-{}-{}", input.post_id, input.account_id, input.attempt),

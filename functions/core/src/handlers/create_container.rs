@@ -10,7 +10,8 @@ use super::steps::{self, Checked, Context};
 use super::stream::{self, DestinationKey};
 use crate::deps::Pipeline;
 use crate::error::Result;
-use crate::graph::ContainerSpec;
+use crate::graph::{ContainerSpec, GraphError, Reaction};
+use crate::polling::MAX_CREATE_RETRIES;
 use crate::post::{DestState, Destination};
 use crate::scheduler::{OneTimeSchedule, StartInput};
 
@@ -78,6 +79,10 @@ async fn create(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Resul
     let spec = ContainerSpec::for_post(&ctx.post);
     let container_id = match deps.graph.create_container(&ctx.account, &ctx.token, &spec).await {
         Ok(id) => id,
+        Err(err) if matches!(err.reaction(), Reaction::Retry | Reaction::Throttle | Reaction::Quota) => {
+            retry_later(deps, dest, err).await?;
+            return Ok(false);
+        }
         Err(err) => {
             steps::react(deps, dest, err, "creating the container").await?;
             return Ok(false);
@@ -93,6 +98,27 @@ async fn create(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Resul
         tracing::info!(%container_id, state = "PROCESSING", "container created");
     }
     Ok(saved)
+}
+
+/// A transient failure: try again by schedule (a Lambda retry would give up after two), a
+/// bounded number of times, then fail with the last error.
+async fn retry_later(deps: &Pipeline, dest: &mut Destination, err: GraphError) -> Result<()> {
+    if dest.create_retries >= MAX_CREATE_RETRIES {
+        let mut failure = err.to_failure("creating the container");
+        failure.reason.push_str(&format!(" (gave up after {} attempts)", MAX_CREATE_RETRIES + 1));
+        return steps::fail(deps, dest, failure).await;
+    }
+    let retry = dest.create_retries + 1;
+    let now = deps.clock.now();
+    let at = now + deps.polling.delay_before_create_retry(retry);
+    let input = StartInput { post_id: dest.post_id.clone(), account_id: dest.account_id.clone() };
+    deps.scheduler.schedule_once(&OneTimeSchedule::retry_start(input, retry, at)).await?;
+    dest.create_retries = retry;
+    dest.updated_at = now;
+    if steps::save_or_yield(deps, dest).await? {
+        tracing::warn!(error = %err, retry, %at, "container creation failed transiently; retry scheduled");
+    }
+    Ok(())
 }
 
 /// The inline check: images are usually ready within seconds, which saves a schedule.

@@ -85,8 +85,8 @@ pub async fn check_container(deps: &Pipeline, ctx: &Context, dest: &mut Destinat
     let now = deps.clock.now();
     let status = match deps.graph.container_status(&ctx.account, &ctx.token, &container_id).await {
         Ok(status) => status,
-        // A hiccup while waiting is just another reason to look again later.
-        Err(err) if err.reaction() == Reaction::Retry => {
+        // A hiccup or a throttle while waiting is just another reason to look again later.
+        Err(err) if matches!(err.reaction(), Reaction::Retry | Reaction::Throttle) => {
             tracing::info!(error = %err, "status check failed; will look again");
             return Ok(Checked::Pending);
         }

@@ -208,15 +208,35 @@ async fn a_refused_container_fails_with_metas_code() {
 }
 
 #[tokio::test]
-async fn a_transient_create_error_is_retried_by_the_event_source() {
+async fn a_transient_create_error_is_retried_by_schedule_then_gives_up() {
     let w = world().await;
     let key = stored_post(&w, MediaKind::Image, None).await;
     *w.graph.create_error.lock().unwrap() = Some(GraphError::Timeout);
-    assert!(create_container::start(&w.deps, key.clone()).await.is_err());
-    assert_eq!(dest(&w).await.state, DestState::Queued, "nothing changed, so the retry starts over");
+    create_container::start(&w.deps, key.clone()).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.create_retries), (DestState::Queued, 1));
+    {
+        let schedules = w.scheduler.schedules.lock().unwrap();
+        assert_eq!(schedules[0].name, format!("start-P1-{ACCOUNT}-r1"));
+        assert_eq!(schedules[0].target, ScheduleTarget::CreateContainer);
+        assert_eq!(schedules[0].at, NOW + Duration::from_secs(60));
+    }
+    // The retry schedule fires and Instagram answers this time.
     *w.graph.create_error.lock().unwrap() = None;
-    create_container::start(&w.deps, key).await.unwrap();
+    create_container::start(&w.deps, key.clone()).await.unwrap();
     assert_eq!(dest(&w).await.state, DestState::Ready);
+
+    // A destination that keeps failing gives up after the last retry, with the error kept.
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Image, None).await;
+    *w.graph.create_error.lock().unwrap() = Some(GraphError::Http { status: 503 });
+    for _ in 0..=crate::polling::MAX_CREATE_RETRIES {
+        create_container::start(&w.deps, key.clone()).await.unwrap();
+    }
+    let d = dest(&w).await;
+    assert_eq!(d.state, DestState::Failed);
+    assert!(d.failure.unwrap().reason.contains("HTTP 503"), "gave up with the last error");
+    assert_eq!(w.scheduler.schedules.lock().unwrap().len(), crate::polling::MAX_CREATE_RETRIES as usize);
 }
 
 #[tokio::test]
