@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A child process that is killed when dropped (and when its parent thread dies).
+/// A child process that is killed when dropped. (Not PR_SET_PDEATHSIG: it fires when the
+/// spawning *thread* ends, and blocking-pool threads end while the stack still runs.)
 pub struct Service {
     pub name: &'static str,
     pub url: String,
@@ -26,14 +27,6 @@ fn free_port() -> std::io::Result<u16> {
 fn spawn(name: &'static str, mut command: Command, port: u16, log: &Path) -> Result<Service, String> {
     let log_file = std::fs::File::create(log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
     command.stdin(Stdio::null()).stdout(log_file.try_clone().map_err(|e| e.to_string())?).stderr(log_file);
-    // SAFETY: prctl is async-signal-safe; it only asks the kernel to end the child with us.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
     let child = command.spawn().map_err(|e| format!("cannot start {name}: {e}"))?;
     let mut service = Service { name, url: format!("http://127.0.0.1:{port}"), child };
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
