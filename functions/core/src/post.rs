@@ -249,6 +249,18 @@ pub enum PostState {
     Failed,
 }
 
+impl PostState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PostState::Scheduled => "SCHEDULED",
+            PostState::InProgress => "IN_PROGRESS",
+            PostState::Published => "PUBLISHED",
+            PostState::PartiallyFailed => "PARTIALLY_FAILED",
+            PostState::Failed => "FAILED",
+        }
+    }
+}
+
 pub fn overall_state(destinations: &[Destination]) -> PostState {
     let all = |s: DestState| destinations.iter().all(|d| d.state == s);
     if destinations.iter().any(|d| !d.state.is_final()) {

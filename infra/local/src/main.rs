@@ -7,12 +7,13 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use graph_sim::SimConfig;
+use instapipe_core::post::{DestState, Destination};
 use instapipe_local::settings::Settings;
 use instapipe_local::stack::{LocalStack, send_signed};
 
 #[tokio::main]
 async fn main() {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,instapipe_core=info".into());
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).compact().init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -40,7 +41,7 @@ async fn run() -> Result<(), String> {
 
     let now = time::OffsetDateTime::now_utc();
     let body = serde_json::json!({
-        "caption": format!("Hello from instapipe: a demo post sent at {now} #instapipe"),
+        "caption": format!("Hello from instapipe: a demo post sent at {} #instapipe", now.format(&time::format_description::well_known::Rfc3339).map_err(|e| e.to_string())?),
         "media": [{ "url": "https://picsum.photos/id/237/1080/1080.jpg", "type": "image" }],
         "accounts": [settings.demo_account],
     })
@@ -57,14 +58,7 @@ async fn run() -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let dests = stack.destinations(&post_id).await;
-        for d in &dests {
-            for change in &d.history {
-                if seen.insert((d.account_id.clone(), change.state, change.at)) {
-                    println!("  [{:>6.2}s] {} → {:<10} {}", started.elapsed().as_secs_f64(), d.account_id,
-                        change.state.as_str(), change.note.as_deref().unwrap_or(""));
-                }
-            }
-        }
+        print_changes(&dests, &mut seen, started);
         if !dests.is_empty() && dests.iter().all(|d| d.state.is_final()) {
             for d in &dests {
                 match (&d.permalink, &d.failure) {
@@ -98,9 +92,39 @@ async fn run() -> Result<(), String> {
         stack.webhook_url());
     println!("Or sign and send any post request, at any time:");
     println!("  echo '{sample}' | cargo run -q -p instapipe-local -- send\n");
-    println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
-    Ok(())
+    println!("State changes of every post follow. Press Ctrl-C to stop.");
+    let watch = async {
+        loop {
+            match stack.all_destinations().await {
+                Ok(dests) => print_changes(&dests, &mut seen, started),
+                Err(err) => eprintln!("cannot read the table: {err}"),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    tokio::select! {
+        _ = watch => Ok(()),
+        signal = tokio::signal::ctrl_c() => signal.map_err(|e| e.to_string()),
+    }
+}
+
+/// Prints the state changes not printed yet, one line each.
+fn print_changes(dests: &[Destination], seen: &mut HashSet<(String, String, DestState, i128)>, started: Instant) {
+    for d in dests {
+        for change in &d.history {
+            let key = (d.post_id.clone(), d.account_id.clone(), change.state, change.at.unix_timestamp_nanos());
+            if seen.insert(key) {
+                println!(
+                    "  [{:>7.2}s] post {} account {} → {:<10} {}",
+                    started.elapsed().as_secs_f64(),
+                    d.post_id,
+                    d.account_id,
+                    change.state.as_str(),
+                    change.note.as_deref().unwrap_or("")
+                );
+            }
+        }
+    }
 }
 
 async fn send(file: Option<&str>) -> Result<(), String> {

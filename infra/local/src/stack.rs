@@ -186,6 +186,25 @@ impl LocalStack {
         self.store.list_destinations(post_id).await.unwrap_or_default()
     }
 
+    /// Every destination in the table (the local stack's tables are small).
+    pub async fn all_destinations(&self) -> Result<Vec<Destination>, String> {
+        let mut items = Vec::new();
+        let mut pages = self
+            .clients
+            .dynamodb
+            .scan()
+            .table_name(&self.config.table_name)
+            .filter_expression("begins_with(sk, :dest)")
+            .expression_attribute_values(":dest", aws_sdk_dynamodb::types::AttributeValue::S("DEST#".into()))
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            items.push(item.map_err(err("Scan"))?);
+        }
+        serde_dynamo::from_items(items).map_err(|e| e.to_string())
+    }
+
     /// Waits until every destination of the post is final (PUBLISHED or FAILED).
     pub async fn wait_final(&self, post_id: &str, timeout: Duration) -> Result<Vec<Destination>, String> {
         let deadline = Instant::now() + timeout;

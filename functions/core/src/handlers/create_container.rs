@@ -95,7 +95,7 @@ async fn create(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Resul
     // If another invocation saved its container first, ours is never published and expires.
     let saved = steps::save_or_yield(deps, dest).await?;
     if saved {
-        tracing::info!(%container_id, state = "PROCESSING", "container created");
+        tracing::info!(%container_id, "container created");
     }
     Ok(saved)
 }
@@ -126,7 +126,7 @@ async fn wait_briefly(deps: &Pipeline, ctx: &Context, dest: &mut Destination) ->
     for wait in deps.polling.inline_checks_for(ctx.post.processing_kind()) {
         tokio::time::sleep(*wait).await;
         if let Checked::Settled = steps::check_container(deps, ctx, dest).await? {
-            tracing::info!(state = %dest.state, "container settled inline");
+            tracing::info!("container settled inline");
             return Ok(());
         }
     }

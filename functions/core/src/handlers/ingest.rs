@@ -69,7 +69,7 @@ async fn accept(deps: &Ingest, source: &str, event_id: &str, request: PostReques
         match deps.store.create_post(&delivery, &post, &destinations).await.map_err(internal)? {
             Created::New => {
                 let state = overall_state(&destinations);
-                tracing::Span::current().record("state", format!("{state:?}"));
+                tracing::Span::current().record("state", state.as_str());
                 tracing::info!(accounts = destinations.len(), publish_at = ?post.publish_at, "post accepted");
                 Ok(json_response(202, json!({ "post_id": post.post_id, "state": state })))
             }

@@ -25,7 +25,7 @@ pub async fn handle(deps: &Pipeline, input: PollInput) -> Result<()> {
         }
         let Some(ctx) = steps::load_context(deps, &mut dest).await? else { return Ok(()) };
         if let Checked::Settled = steps::check_container(deps, &ctx, &mut dest).await? {
-            tracing::info!(state = %dest.state, "container settled");
+            tracing::info!("container settled");
             return Ok(());
         }
         let deadline = deps.polling.deadline_for(ctx.post.processing_kind());

@@ -146,6 +146,6 @@ async fn record_published(
     dest.move_to(DestState::Published, deps.clock.now(), Some(note))?;
     // A conflict here must not pass quietly: the retry reconciles and records it.
     deps.store.save_destination(dest).await?;
-    tracing::info!(state = "PUBLISHED", permalink = ?dest.permalink, "published");
+    tracing::info!(permalink = dest.permalink.as_deref().unwrap_or(""), "published");
     Ok(())
 }

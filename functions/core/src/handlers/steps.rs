@@ -20,7 +20,10 @@ pub struct Context {
 /// Returns whether our write landed.
 pub async fn save_or_yield(deps: &Pipeline, dest: &mut Destination) -> Result<bool> {
     match deps.store.save_destination(dest).await {
-        Ok(()) => Ok(true),
+        Ok(()) => {
+            tracing::Span::current().record("state", dest.state.as_str());
+            Ok(true)
+        }
         Err(Error::Conflict(why)) => {
             tracing::info!(%why, "another invocation moved this destination first; stopping");
             Ok(false)
