@@ -13,20 +13,89 @@ pub enum MediaKind {
     Video,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One image or video of a post.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MediaItem {
     pub url: String,
     #[serde(rename = "type")]
     pub kind: MediaKind,
+    /// Images only (feed image or carousel image), at most 1,000 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alt_text: Option<String>,
+    /// People tagged in this item (x/y between 0 and 1, required for images).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_tags: Vec<UserTag>,
+}
+
+impl MediaItem {
+    pub fn new(url: impl Into<String>, kind: MediaKind) -> MediaItem {
+        MediaItem { url: url.into(), kind, alt_text: None, user_tags: Vec::new() }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserTag {
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<f64>,
+}
+
+/// Where the post appears: the feed (an image, a Reel, or a carousel of 2–10 items) or stories.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    #[default]
+    Feed,
+    Story,
+}
+
+/// Reel parameters of Meta's container API.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReelOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover_url: Option<String>,
+    /// Milliseconds into the video for the cover frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumb_offset: Option<u64>,
+    /// true: feed and Reels tab; false: Reels tab only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_to_feed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_name: Option<String>,
+}
+
+/// Everything about a post beyond caption, media, accounts and time.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostOptions {
+    #[serde(default)]
+    pub placement: Placement,
+    /// A Facebook Page id with location data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_id: Option<String>,
+    /// Up to 3 usernames invited as collaborators (feed only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collaborators: Vec<String>,
+    /// Posted as a comment right after publishing; its failure never fails the post.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_comment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reel: Option<ReelOptions>,
 }
 
 /// A validated request to post, whatever source it came from.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct PostRequest {
     pub caption: String,
     pub media: Vec<MediaItem>,
     pub accounts: Vec<String>,
     pub publish_at: Option<OffsetDateTime>,
+    pub options: PostOptions,
 }
 
 /// The post as accepted: what to publish, for whom, when, and where it came from.
@@ -40,6 +109,8 @@ pub struct Post {
     pub accounts: Vec<String>,
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub publish_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub options: PostOptions,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -54,6 +125,7 @@ impl Post {
             media: request.media,
             accounts: request.accounts,
             publish_at: request.publish_at,
+            options: request.options,
             created_at: now,
         }
     }
@@ -91,6 +163,7 @@ impl Post {
                 media_id: None,
                 permalink: None,
                 failure: None,
+                resume_state: None,
                 history: vec![StateChange { state, at: now, note: None }],
                 created_at: now,
                 updated_at: now,
@@ -114,6 +187,9 @@ pub enum DestState {
     Publishing,
     Published,
     Failed,
+    /// Instagram refused the account's token: waits (not failed) until a new token is stored,
+    /// then returns to `resume_state`.
+    AwaitingAuth,
 }
 
 impl DestState {
@@ -126,6 +202,7 @@ impl DestState {
             DestState::Publishing => "PUBLISHING",
             DestState::Published => "PUBLISHED",
             DestState::Failed => "FAILED",
+            DestState::AwaitingAuth => "AWAITING_AUTH",
         }
     }
 
@@ -143,7 +220,9 @@ impl DestState {
             (Publishing, Published) => true,
             // 9007 at publish time: Meta is not done after all, so poll again.
             (Publishing | Ready, Processing) => true,
-            (from, Failed) => !from.is_final(),
+            (AwaitingAuth, Queued | Processing | Ready) => true,
+            (AwaitingAuth, _) => false,
+            (from, Failed | AwaitingAuth) => !from.is_final(),
             _ => false,
         }
     }
@@ -210,6 +289,9 @@ pub struct Destination {
     pub permalink: Option<String>,
     #[serde(default)]
     pub failure: Option<Failure>,
+    /// Where an AWAITING_AUTH destination goes back to once the account has a new token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_state: Option<DestState>,
     #[serde(default)]
     pub history: Vec<StateChange>,
     #[serde(with = "time::serde::rfc3339")]
@@ -227,6 +309,15 @@ impl Destination {
         self.state = next;
         self.updated_at = at;
         self.history.push(StateChange { state: next, at, note });
+        Ok(())
+    }
+
+    /// Parks the destination until the account is connected again; `resume` is where it
+    /// continues then (QUEUED: create the container, PROCESSING: poll, READY: publish).
+    pub fn await_auth(&mut self, resume: DestState, failure: Failure, at: OffsetDateTime) -> Result<()> {
+        self.move_to(DestState::AwaitingAuth, at, Some(failure.reason.clone()))?;
+        self.resume_state = Some(resume);
+        self.failure = Some(failure);
         Ok(())
     }
 
@@ -282,9 +373,10 @@ mod tests {
     fn post(publish_at: Option<OffsetDateTime>) -> Post {
         let request = PostRequest {
             caption: "hello".into(),
-            media: vec![MediaItem { url: "https://example.com/a.jpg".into(), kind: MediaKind::Image }],
+            media: vec![MediaItem::new("https://example.com/a.jpg", MediaKind::Image)],
             accounts: vec!["1784".into(), "1785".into()],
             publish_at,
+            ..PostRequest::default()
         };
         Post::new("P1".into(), "generic", "msg_1", request, datetime!(2026-11-23 10:00 UTC))
     }
@@ -311,6 +403,17 @@ mod tests {
         assert_eq!(d.history.len(), 5);
         assert!(d.fail(Failure::new("late"), now).is_err(), "a published destination never fails");
         assert!(d.move_to(DestState::Queued, now, None).is_err());
+    }
+
+    #[test]
+    fn awaiting_auth_resumes_only_to_a_working_state() {
+        let now = datetime!(2026-11-23 10:00 UTC);
+        let mut d = post(None).destinations(now).remove(0);
+        d.await_auth(DestState::Queued, Failure::new("token expired"), now).unwrap();
+        assert_eq!((d.state, d.resume_state), (DestState::AwaitingAuth, Some(DestState::Queued)));
+        assert!(!d.state.is_final());
+        assert!(d.clone().move_to(DestState::Published, now, None).is_err());
+        d.move_to(DestState::Queued, now, None).unwrap();
     }
 
     #[test]

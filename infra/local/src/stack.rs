@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, StreamSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, Projection, ProjectionType, KeyType, ScalarAttributeType, StreamSpecification,
     StreamViewType, TimeToLiveSpecification,
 };
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -16,7 +16,7 @@ use instapipe_core::config::Config;
 use instapipe_core::deps::{AwsClients, Ingest, Pipeline};
 use instapipe_core::post::Destination;
 use instapipe_core::sources::generic;
-use instapipe_core::store::{DynamoStore, PostStore};
+use instapipe_core::store::{DynamoStore, PostStore, indexes};
 use instapipe_core::stream_filters;
 use tokio::task::JoinHandle;
 
@@ -252,6 +252,12 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
         .attribute_definitions(attribute("sk").map_err(err("sk"))?)
         .key_schema(key("pk", KeyType::Hash).map_err(err("pk"))?)
         .key_schema(key("sk", KeyType::Range).map_err(err("sk"))?)
+        .attribute_definitions(attribute("account_id").map_err(err("account_id"))?)
+        .attribute_definitions(attribute("state").map_err(err("state"))?)
+        .attribute_definitions(attribute("created_at").map_err(err("created_at"))?)
+        .attribute_definitions(attribute("updated_at").map_err(err("updated_at"))?)
+        .global_secondary_indexes(index(indexes::BY_ACCOUNT, "account_id", "created_at")?)
+        .global_secondary_indexes(index(indexes::BY_STATE, "state", "updated_at")?)
         .billing_mode(BillingMode::PayPerRequest)
         .stream_specification(
             StreamSpecification::builder()
@@ -275,6 +281,17 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
     out.table_description
         .and_then(|t| t.latest_stream_arn)
         .ok_or_else(|| "the table has no stream".to_string())
+}
+
+fn index(name: &str, hash: &str, range: &str) -> Result<GlobalSecondaryIndex, String> {
+    let key = |attr: &str, kind| KeySchemaElement::builder().attribute_name(attr).key_type(kind).build();
+    GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .key_schema(key(hash, KeyType::Hash).map_err(err("index key"))?)
+        .key_schema(key(range, KeyType::Range).map_err(err("index key"))?)
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()
+        .map_err(err("index"))
 }
 
 async fn put_secret(client: &aws_sdk_secretsmanager::Client, name: &str, value: &str) -> Result<(), String> {

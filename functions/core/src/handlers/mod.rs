@@ -4,6 +4,7 @@ pub mod create_container;
 pub mod ingest;
 pub mod poll_status;
 pub mod publish;
+pub mod reauth;
 mod steps;
 mod stream;
 

@@ -105,9 +105,10 @@ async fn world() -> World {
 async fn stored_post(w: &World, kind: MediaKind, publish_at: Option<OffsetDateTime>) -> DestinationKey {
     let request = PostRequest {
         caption: "Autumn sale".into(),
-        media: vec![MediaItem { url: "https://cdn.example.com/a".into(), kind }],
+        media: vec![MediaItem::new("https://cdn.example.com/a", kind)],
         accounts: vec![ACCOUNT.into()],
         publish_at,
+        ..PostRequest::default()
     };
     let post = Post::new("P1".into(), "generic", "msg_1", request, NOW);
     let delivery = Delivery { source: "generic".into(), event_id: "msg_1".into(), post_id: "P1".into(), expires_at: 0 };

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::{RequestError, validate};
-use crate::post::{MediaItem, PostRequest};
+use crate::post::{MediaItem, PostOptions, PostRequest};
 
 pub const SOURCE: &str = "generic";
 
@@ -23,6 +23,8 @@ struct GenericPostBody {
     accounts: Vec<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     publish_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    options: PostOptions,
 }
 
 /// Parses and validates the body; errors name the offending field (`media[0].type`).
@@ -45,6 +47,7 @@ pub fn parse(body: &[u8]) -> Result<PostRequest, RequestError> {
         media: parsed.media,
         accounts: parsed.accounts,
         publish_at: parsed.publish_at,
+        options: parsed.options,
     };
     validate(&request)?;
     Ok(request)

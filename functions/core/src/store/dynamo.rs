@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckF
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Created, Delivery, PostStore, keys};
+use super::{Created, Delivery, DestinationQuery, Page, PostStore, indexes, keys};
 use crate::account::Account;
 use crate::error::{Error, Result};
 use crate::post::{Destination, Post};
@@ -56,6 +56,14 @@ fn item<T: Serialize>(value: &T, pk: String, sk: String) -> Result<Item> {
     item.insert("pk".into(), AttributeValue::S(pk));
     item.insert("sk".into(), AttributeValue::S(sk));
     Ok(item)
+}
+
+/// The last evaluated key (all string attributes in this table) as URL-safe base64 JSON.
+fn encode_cursor(key: &Item, b64: base64::engine::GeneralPurpose) -> String {
+    use base64::Engine;
+    let raw: HashMap<&String, &str> =
+        key.iter().filter_map(|(k, v)| v.as_s().ok().map(|s| (k, s.as_str()))).collect();
+    b64.encode(serde_json::to_vec(&raw).expect("strings serialize"))
 }
 
 #[async_trait]
@@ -150,6 +158,78 @@ impl PostStore for DynamoStore {
             ),
             Err(err) => Err(Error::aws("DynamoDB PutItem", err)),
         }
+    }
+
+    async fn query_destinations(&self, query: &DestinationQuery) -> Result<Page<Destination>> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let start_key = match &query.cursor {
+            None => None,
+            Some(cursor) => {
+                let raw: HashMap<String, String> = b64
+                    .decode(cursor)
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                    .ok_or_else(|| Error::Data("the cursor is not one this service made".into()))?;
+                Some(raw.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect::<Item>())
+            }
+        };
+        let limit = i32::try_from(query.limit.clamp(1, 100)).expect("at most 100");
+        let dest_prefix = AttributeValue::S("DEST#".into());
+        let out = match (&query.account, query.state) {
+            (Some(account), state) => {
+                let mut q = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(indexes::BY_ACCOUNT)
+                    .key_condition_expression("account_id = :a")
+                    .expression_attribute_values(":a", AttributeValue::S(account.clone()))
+                    .expression_attribute_values(":dest", dest_prefix)
+                    .scan_index_forward(false);
+                q = match state {
+                    Some(state) => q
+                        .filter_expression("begins_with(sk, :dest) AND #state = :s")
+                        .expression_attribute_names("#state", "state")
+                        .expression_attribute_values(":s", AttributeValue::S(state.as_str().into())),
+                    None => q.filter_expression("begins_with(sk, :dest)"),
+                };
+                q.set_exclusive_start_key(start_key).limit(limit).send().await.map_err(|e| Error::aws("DynamoDB Query", e))?
+            }
+            (None, Some(state)) => self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(indexes::BY_STATE)
+                .key_condition_expression("#state = :s")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":s", AttributeValue::S(state.as_str().into()))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start_key)
+                .limit(limit)
+                .send()
+                .await
+                .map_err(|e| Error::aws("DynamoDB Query", e))?,
+            (None, None) => {
+                let out = self
+                    .client
+                    .scan()
+                    .table_name(&self.table)
+                    .filter_expression("begins_with(sk, :dest)")
+                    .expression_attribute_values(":dest", dest_prefix)
+                    .set_exclusive_start_key(start_key)
+                    .limit(limit)
+                    .send()
+                    .await
+                    .map_err(|e| Error::aws("DynamoDB Scan", e))?;
+                let next = out.last_evaluated_key.clone();
+                let items: Vec<Destination> = serde_dynamo::from_items(out.items.unwrap_or_default())?;
+                return Ok(Page { items, next_cursor: next.map(|k| encode_cursor(&k, b64)) });
+            }
+        };
+        let next = out.last_evaluated_key.clone();
+        let items: Vec<Destination> = serde_dynamo::from_items(out.items.unwrap_or_default())?;
+        Ok(Page { items, next_cursor: next.map(|k| encode_cursor(&k, b64)) })
     }
 
     async fn get_account(&self, account_id: &str) -> Result<Option<Account>> {

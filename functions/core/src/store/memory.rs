@@ -3,7 +3,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Created, Delivery, PostStore};
+use super::{Created, Delivery, DestinationQuery, Page, PostStore};
 use crate::account::Account;
 use crate::error::{Error, Result};
 use crate::post::{Destination, Post};
@@ -70,6 +70,23 @@ impl PostStore for MemoryStore {
             }
             _ => Err(Error::Conflict(format!("destination {}/{}", key.0, key.1))),
         }
+    }
+
+    async fn query_destinations(&self, query: &DestinationQuery) -> Result<Page<Destination>> {
+        let t = self.inner.lock().unwrap();
+        let mut list: Vec<_> = t
+            .destinations
+            .values()
+            .filter(|d| query.account.as_ref().is_none_or(|a| &d.account_id == a))
+            .filter(|d| query.state.is_none_or(|s| d.state == s))
+            .cloned()
+            .collect();
+        list.sort_by(|a, b| (b.created_at, &b.post_id).cmp(&(a.created_at, &a.post_id)));
+        let start = query.cursor.as_deref().and_then(|c| c.parse::<usize>().ok()).unwrap_or(0);
+        let limit = query.limit.max(1);
+        let items: Vec<_> = list.iter().skip(start).take(limit).cloned().collect();
+        let next_cursor = (start + limit < list.len()).then(|| (start + limit).to_string());
+        Ok(Page { items, next_cursor })
     }
 
     async fn get_account(&self, account_id: &str) -> Result<Option<Account>> {

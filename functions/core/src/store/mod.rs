@@ -44,6 +44,31 @@ pub struct Delivery {
     pub expires_at: i64,
 }
 
+/// Names of the table's secondary indexes (template.yaml and the local stack create them).
+pub mod indexes {
+    /// Destinations (and account items) by `account_id`, sorted by `created_at`.
+    pub const BY_ACCOUNT: &str = "by-account";
+    /// Destinations by `state`, sorted by `updated_at`.
+    pub const BY_STATE: &str = "by-state";
+}
+
+/// Which destinations to list, newest first, a page at a time.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DestinationQuery {
+    pub account: Option<String>,
+    pub state: Option<crate::post::DestState>,
+    pub limit: usize,
+    /// Opaque position from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of results and where the next one starts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Created {
     New,
@@ -62,6 +87,8 @@ pub trait PostStore: Send + Sync {
     /// Stores `destination` if the stored version is still `destination.version`, then bumps
     /// the version. Fails with [`Error::Conflict`](crate::Error::Conflict) when it is not.
     async fn save_destination(&self, destination: &mut Destination) -> Result<()>;
+    /// Destinations by account and/or state (indexes), newest first.
+    async fn query_destinations(&self, query: &DestinationQuery) -> Result<Page<Destination>>;
     async fn get_account(&self, account_id: &str) -> Result<Option<Account>>;
     async fn put_account(&self, account: &Account) -> Result<()>;
 }

@@ -1,0 +1,51 @@
+//! Destinations parked in AWAITING_AUTH continue once their account has a new token.
+
+use crate::account::AccountStatus;
+use crate::deps::Pipeline;
+use crate::error::Result;
+use crate::post::DestState;
+use crate::store::DestinationQuery;
+
+use super::steps;
+
+/// Marks the account ACTIVE again and sends each of its waiting destinations back to the step
+/// it was stopped at: QUEUED and READY are picked up from the stream, PROCESSING gets a poll.
+/// Returns how many destinations were resumed. Safe to run twice.
+pub async fn resume_account(deps: &Pipeline, account_id: &str) -> Result<usize> {
+    deps.tokens.forget(account_id);
+    if let Some(mut account) = deps.store.get_account(account_id).await? {
+        if account.status != AccountStatus::Active {
+            account.status = AccountStatus::Active;
+            deps.store.put_account(&account).await?;
+        }
+    }
+    let mut query = DestinationQuery {
+        account: Some(account_id.to_string()),
+        state: Some(DestState::AwaitingAuth),
+        limit: 100,
+        cursor: None,
+    };
+    let mut resumed = 0;
+    loop {
+        let page = deps.store.query_destinations(&query).await?;
+        for mut dest in page.items {
+            let resume = dest.resume_state.take().unwrap_or(DestState::Queued);
+            let note = Some("the account was connected again".to_string());
+            dest.move_to(resume, deps.clock.now(), note)?;
+            dest.failure = None;
+            let saved = if resume == DestState::Processing {
+                let next = dest.poll_attempt + 1;
+                steps::schedule_poll(deps, &mut dest, next).await.map(|()| true)?
+            } else {
+                steps::save_or_yield(deps, &mut dest).await?
+            };
+            resumed += usize::from(saved);
+        }
+        match page.next_cursor {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    tracing::info!(account_id, resumed, "account connected again; waiting posts resumed");
+    Ok(resumed)
+}
