@@ -29,19 +29,19 @@ struct GenericPostBody {
 
 /// Parses and validates the body; errors name the offending field (`media[0].type`).
 pub fn parse(body: &[u8]) -> Result<PostRequest, RequestError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed: GenericPostBody = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+    // Syntax first, so every later error is about a field and can name it.
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| RequestError::new(400, "invalid_body", format!("body is not valid JSON: {e}")))?;
+    require_objects(&value, "")?;
+    let parsed: GenericPostBody = serde_path_to_error::deserialize(&value).map_err(|err| {
         let field = err.path().to_string();
-        let inner = err.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                RequestError::new(400, "invalid_body", format!("body is not valid JSON: {inner}"))
-            }
-            _ if field == "." => RequestError::new(400, "invalid_body", inner.to_string()),
-            _ => RequestError::field(400, "invalid_body", field, inner.to_string()),
+        let message = err.into_inner().to_string();
+        if field == "." {
+            RequestError::new(400, "invalid_body", message)
+        } else {
+            RequestError::field(400, "invalid_body", field, message)
         }
     })?;
-    de.end().map_err(|e| RequestError::new(400, "invalid_body", format!("trailing data after the JSON object: {e}")))?;
     let request = PostRequest {
         caption: parsed.caption,
         media: parsed.media,
@@ -51,6 +51,33 @@ pub fn parse(body: &[u8]) -> Result<PostRequest, RequestError> {
     };
     validate(&request)?;
     Ok(request)
+}
+
+/// serde reads a JSON array as a struct's fields in order; the schema's objects must be objects.
+fn require_objects(value: &serde_json::Value, path: &str) -> Result<(), RequestError> {
+    use serde_json::Value;
+    let not_object = |field: &str| {
+        let message = "must be a JSON object";
+        if field.is_empty() {
+            RequestError::new(400, "invalid_body", format!("the body {message}"))
+        } else {
+            RequestError::field(400, "invalid_body", field, message)
+        }
+    };
+    let Value::Object(fields) = value else { return Err(not_object(path)) };
+    let join = |name: &str| if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+    for (name, child) in fields {
+        match (name.as_str(), child) {
+            ("media" | "user_tags", Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    require_objects(item, &format!("{}[{i}]", join(name)))?;
+                }
+            }
+            ("options" | "reel", child) if !child.is_null() => require_objects(child, &join(name))?,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -101,7 +128,7 @@ mod tests {
 
     #[test]
     fn broken_json_is_a_400_without_a_field() {
-        for body in ["", "{", "[]", "null", "{\"caption\":", "{} {}"] {
+        for body in ["", "{", "[]", "null", "{\"caption\":", "{} {}", r#"["",[],[]]"#] {
             let e = error(body);
             assert_eq!(e.status, 400, "{body}");
         }

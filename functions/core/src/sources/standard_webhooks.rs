@@ -50,11 +50,12 @@ impl StandardWebhookVerifier {
         let ts: i64 = timestamp
             .parse()
             .map_err(|_| unauthorized("webhook-timestamp is not a Unix time in seconds"))?;
-        let age = now.unix_timestamp() - ts;
+        // Saturating: the header is read before anything is verified, so it may be any i64.
+        let age = now.unix_timestamp().saturating_sub(ts);
         if age > TOLERANCE_SECS {
             return Err(unauthorized("webhook-timestamp is more than 5 minutes old"));
         }
-        if -age > TOLERANCE_SECS {
+        if age < -TOLERANCE_SECS {
             return Err(unauthorized("webhook-timestamp is more than 5 minutes in the future"));
         }
         let tokens: Vec<Vec<u8>> = signatures
