@@ -23,6 +23,25 @@ pub struct Config {
     pub webhook_secrets_name: String,
     pub graph: GraphConfig,
     pub polling: PollPolicy,
+    /// refresh-tokens: tokens expiring within this window, or of unknown expiry, are refreshed.
+    pub token_refresh_window: Duration,
+    /// Secrets Manager secret with the Meta app credentials that token exchanges need (JSON).
+    pub meta_app_secret_name: String,
+    pub status_webhook: StatusWebhookConfig,
+}
+
+/// Where notify sends `post.published` / `post.failed`, and how hard it tries.
+#[derive(Clone, Debug)]
+pub struct StatusWebhookConfig {
+    /// `STATUS_WEBHOOK_URL`; unset: notify records nothing and sends nothing.
+    pub url: Option<String>,
+    /// Secrets Manager secret holding the `whsec_...` signing secret.
+    pub secret_name: String,
+    /// Tries per event within one invocation before the stream's own retries take over.
+    pub attempts: u32,
+    /// Wait before the second try; doubles for each further one.
+    pub backoff: Duration,
+    pub timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -83,6 +102,17 @@ impl Config {
                 video_deadline: Duration::from_secs(
                     vars.number("POLL_VIDEO_DEADLINE_SECS", defaults.video_deadline.as_secs())?,
                 ),
+            },
+            token_refresh_window: Duration::from_secs(vars.number("TOKEN_REFRESH_WINDOW_DAYS", 7)?.saturating_mul(86_400)),
+            meta_app_secret_name: vars.optional("META_APP_SECRET_NAME").unwrap_or_else(|| "instapipe/meta-app".into()),
+            status_webhook: StatusWebhookConfig {
+                url: vars.optional("STATUS_WEBHOOK_URL"),
+                secret_name: vars
+                    .optional("STATUS_WEBHOOK_SECRET_NAME")
+                    .unwrap_or_else(|| "instapipe/status-webhook-secret".into()),
+                attempts: u32::try_from(vars.number("STATUS_WEBHOOK_ATTEMPTS", 3)?.clamp(1, 10)).unwrap_or(3),
+                backoff: Duration::from_millis(vars.number("STATUS_WEBHOOK_BACKOFF_MS", 500)?),
+                timeout: Duration::from_millis(vars.number("STATUS_WEBHOOK_TIMEOUT_MS", 5_000)?),
             },
         })
     }
@@ -155,5 +185,18 @@ mod tests {
         assert_eq!(config.polling.inline_checks, vec![Duration::from_millis(100), Duration::from_millis(200)]);
         assert_eq!(config.polling.interval, Duration::from_secs(60));
         assert_eq!(config.account_secret_prefix, "instapipe/accounts/");
+        assert_eq!(config.token_refresh_window, Duration::from_secs(7 * 86_400));
+        assert_eq!(config.status_webhook.url, None);
+    }
+
+    #[test]
+    fn the_refresh_window_is_set_in_days() {
+        let mut pairs = REQUIRED.to_vec();
+        pairs.push(("TOKEN_REFRESH_WINDOW_DAYS", "10"));
+        assert_eq!(Config::from_lookup(env(&pairs)).unwrap().token_refresh_window, Duration::from_secs(10 * 86_400));
+        pairs.push(("TOKEN_REFRESH_WINDOW_DAYS", "a week"));
+        let pairs: Vec<_> = pairs.into_iter().filter(|(_, v)| *v != "10").collect();
+        let err = Config::from_lookup(env(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("TOKEN_REFRESH_WINDOW_DAYS"), "{err}");
     }
 }

@@ -13,7 +13,9 @@ use crate::scheduler::{EventBridgeScheduler, Scheduler};
 use crate::sources::generic;
 use crate::sources::standard_webhooks::StandardWebhookVerifier;
 use crate::store::{DynamoStore, PostStore};
-use crate::tokens::{SecretsManagerTokens, TokenSource, load_webhook_secrets};
+use crate::tokens::{SecretsManagerTokens, TokenSource, TokenVault, load_webhook_secrets};
+use crate::account_api::{AccountApi, AccountApiClient};
+use crate::store::AccountStore;
 
 /// The AWS clients, configured by the SDK's standard variables (`AWS_ENDPOINT_URL_*` included).
 #[derive(Clone)]
@@ -79,6 +81,32 @@ impl Pipeline {
             clock: Arc::new(SystemClock),
             polling: config.polling.clone(),
             publish_lease: config.graph.timeout * 2,
+        })
+    }
+}
+
+/// Dependencies of refresh-tokens (and of the CLI's `accounts refresh`).
+pub struct TokenRefresh {
+    pub accounts: Arc<dyn AccountStore>,
+    pub tokens: Arc<dyn TokenVault>,
+    pub api: Arc<dyn AccountApi>,
+    pub clock: Arc<dyn Clock>,
+    /// Tokens expiring within this window are refreshed (`TOKEN_REFRESH_WINDOW_DAYS`).
+    pub window: std::time::Duration,
+    /// How long a run owns an account it refreshes: longer than any run lasts (Lambda stops
+    /// at 15 minutes), so an overlapping run skips it.
+    pub lock_for: std::time::Duration,
+}
+
+impl TokenRefresh {
+    pub fn new(clients: &AwsClients, config: &Config) -> Result<TokenRefresh> {
+        Ok(TokenRefresh {
+            accounts: Arc::new(DynamoStore::new(clients.dynamodb.clone(), &config.table_name)),
+            tokens: Arc::new(SecretsManagerTokens::new(clients.secrets.clone(), &config.account_secret_prefix)),
+            api: Arc::new(AccountApiClient::new(config.graph.clone(), clients.secrets.clone(), &config.meta_app_secret_name)?),
+            clock: Arc::new(SystemClock),
+            window: config.token_refresh_window,
+            lock_for: std::time::Duration::from_secs(20 * 60),
         })
     }
 }

@@ -2,12 +2,14 @@
 //! Lambda entry points and the local stack both run.
 
 pub mod account;
+pub mod account_api;
 pub mod clock;
 pub mod config;
 pub mod deps;
 pub mod error;
 pub mod graph;
 pub mod handlers;
+pub mod metrics;
 pub mod polling;
 pub mod post;
 pub mod scheduler;

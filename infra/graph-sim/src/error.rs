@@ -71,6 +71,19 @@ impl GraphError {
         )
     }
 
+    /// 190/463: the token was valid once but has expired; only a new login helps.
+    pub fn expired_token() -> Self {
+        Self::new(
+            190,
+            Some(463),
+            "Error validating access token: Session has expired.",
+        )
+        .user(
+            "Session expired",
+            "The access token has expired. Log in again to reconnect the account.",
+        )
+    }
+
     /// 100, no subcode: a bad or missing parameter.
     pub fn invalid_parameter(detail: impl Into<String>) -> Self {
         let detail = detail.into();

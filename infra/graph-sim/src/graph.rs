@@ -166,6 +166,9 @@ impl State {
         let Some(token) = token else {
             return Err(GraphError::invalid_token());
         };
+        if self.expired_tokens.contains(token) {
+            return Err(GraphError::expired_token());
+        }
         if path.id == "me" && account.is_none() {
             // Only registered tokens identify an account.
             return Err(GraphError::invalid_token());

@@ -12,6 +12,7 @@ mod graph;
 mod params;
 mod routes;
 mod state;
+mod tokens;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,6 +21,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 pub use config::SimConfig;
+pub use tokens::LONG_LIVED_SECS;
 use state::State;
 
 /// A handle on one simulated Graph API; clones share the same state.
@@ -94,6 +96,20 @@ impl GraphSim {
         self.lock()
             .tokens
             .insert(ig_user_id.to_string(), token.to_string());
+    }
+
+    /// The token the account accepts now (after refreshes and exchanges, the newest one).
+    pub fn token_of(&self, ig_user_id: &str) -> Option<String> {
+        self.lock().tokens.get(ig_user_id).cloned()
+    }
+
+    /// Makes the account's current token expired: every call with it, a refresh included,
+    /// gets 190/463 from now on.
+    pub fn expire_token(&self, ig_user_id: &str) {
+        let mut state = self.lock();
+        if let Some(token) = state.tokens.get(ig_user_id).cloned() {
+            state.expired_tokens.insert(token);
+        }
     }
 
     /// Everything published, in publishing order.

@@ -16,6 +16,7 @@ use crate::faults::Fault;
 use crate::graph::{GraphPath, Reply};
 use crate::params::{Params, access_token};
 use crate::state::State;
+use crate::tokens::Grant;
 use crate::{GraphSim, RecordedRequest};
 
 pub(crate) fn router(sim: GraphSim) -> Router {
@@ -27,6 +28,10 @@ pub(crate) fn router(sim: GraphSim) -> Router {
         .route("/_sim/stats", get(sim_stats))
         .route("/_sim/accounts", post(sim_accounts))
         .route("/_sim/reset", post(sim_reset))
+        // Token endpoints (Meta puts the token in the query here): see `tokens`.
+        .route("/refresh_access_token", get(instagram_refresh))
+        .route("/access_token", get(instagram_exchange))
+        .route("/{version}/oauth/access_token", get(facebook_exchange))
         // Every other path is a Graph path: `/{version}/{id}[/{edge}]`, parsed by hand so that
         // unknown paths get Graph's own error answers instead of a bare 404.
         .fallback(graph)
@@ -189,6 +194,41 @@ fn gateway_error(status: StatusCode) -> Response {
         html,
     )
         .into_response()
+}
+
+// ---- token endpoints ------------------------------------------------------------------------
+
+async fn instagram_refresh(sim: AxumState<GraphSim>, uri: Uri, headers: HeaderMap) -> Response {
+    token_grant(sim, Grant::InstagramRefresh, uri, headers)
+}
+
+async fn instagram_exchange(sim: AxumState<GraphSim>, uri: Uri, headers: HeaderMap) -> Response {
+    token_grant(sim, Grant::InstagramExchange, uri, headers)
+}
+
+async fn facebook_exchange(sim: AxumState<GraphSim>, uri: Uri, headers: HeaderMap) -> Response {
+    token_grant(sim, Grant::FacebookExchange, uri, headers)
+}
+
+fn token_grant(AxumState(sim): AxumState<GraphSim>, grant: Grant, uri: Uri, headers: HeaderMap) -> Response {
+    let now = Instant::now();
+    let mut state = sim.lock();
+    state.requests.push(RecordedRequest {
+        method: "GET".into(),
+        path_and_query: uri.path_and_query().map_or_else(|| uri.path().to_string(), |pq| pq.to_string()),
+        authorization: headers.get(header::AUTHORIZATION).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        body: String::new(),
+    });
+    let params = match Params::parse(uri.query(), &headers, &[]) {
+        Ok(params) => params,
+        Err(err) => return graph_error(&mut state, err, None, now),
+    };
+    // Path only in the log: the query holds the token.
+    tracing::debug!(path = %uri.path(), "graph-sim token grant");
+    match state.grant_token(grant, &params) {
+        (Ok(body), account) => graph_json(&mut state, StatusCode::OK, &body, account.as_deref(), now),
+        (Err(err), account) => graph_error(&mut state, err, account.as_deref(), now),
+    }
 }
 
 // ---- /_sim/* hooks --------------------------------------------------------------------------

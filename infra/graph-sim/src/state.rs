@@ -2,7 +2,7 @@
 //! the call counters behind the usage headers. Time is passed in (`now`) so that every status is
 //! derived from creation instants rather than from background timers.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::rngs::StdRng;
@@ -103,6 +103,8 @@ pub(crate) struct State {
     pub config: SimConfig,
     /// Account id → the only token it accepts.
     pub tokens: HashMap<String, String>,
+    /// Tokens marked expired: every call with one gets 190/463.
+    pub expired_tokens: HashSet<String>,
     next_id: u64,
     pub containers: Vec<Container>,
     container_index: HashMap<String, usize>,
@@ -127,6 +129,7 @@ impl State {
         State {
             config,
             tokens: HashMap::new(),
+            expired_tokens: HashSet::new(),
             next_id: FIRST_ID,
             containers: Vec::new(),
             container_index: HashMap::new(),
@@ -147,8 +150,10 @@ impl State {
     pub fn reset(&mut self) {
         let next_id = self.next_id;
         let tokens = std::mem::take(&mut self.tokens);
+        let expired_tokens = std::mem::take(&mut self.expired_tokens);
         *self = State::new(self.config.clone());
         self.tokens = tokens;
+        self.expired_tokens = expired_tokens;
         self.next_id = next_id;
     }
 

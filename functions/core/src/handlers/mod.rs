@@ -5,6 +5,7 @@ pub mod ingest;
 pub mod poll_status;
 pub mod publish;
 pub mod reauth;
+pub mod refresh_tokens;
 mod steps;
 mod stream;
 

@@ -16,8 +16,8 @@ type Item = HashMap<String, AttributeValue>;
 
 /// The DynamoDB adapter. Items are the domain structs plus their `pk`/`sk`.
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
 }
 
 impl DynamoStore {

@@ -11,15 +11,19 @@ use crate::post::{Destination, Post};
 /// In-memory store with the same conditional semantics as DynamoDB (unit tests).
 #[derive(Default)]
 pub struct MemoryStore {
-    inner: Mutex<Tables>,
+    pub(super) inner: Mutex<Tables>,
 }
 
 #[derive(Default)]
-struct Tables {
+pub(super) struct Tables {
     deliveries: HashMap<(String, String), String>,
     posts: HashMap<String, Post>,
     destinations: HashMap<(String, String), Destination>,
-    accounts: HashMap<String, Account>,
+    pub(super) accounts: HashMap<String, Account>,
+    /// Account id → refresh lock expiry (see `AccountStore`).
+    pub(super) refresh_locks: HashMap<String, time::OffsetDateTime>,
+    /// (post id, account id, event type) → status webhook delivery (see `NotificationLog`).
+    pub(super) notifications: HashMap<(String, String, String), super::NotificationRecord>,
 }
 
 impl MemoryStore {

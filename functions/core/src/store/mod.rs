@@ -1,10 +1,14 @@
 //! Where posts, destinations, deliveries and accounts are kept: one DynamoDB table (`pk`/`sk`).
 
+mod accounts;
 mod dynamo;
 mod memory;
+mod notifications;
 
+pub use accounts::{AccountStore, REFRESH_LOCK_ATTRIBUTE};
 pub use dynamo::DynamoStore;
 pub use memory::MemoryStore;
+pub use notifications::{NotificationLog, NotificationRecord};
 
 use async_trait::async_trait;
 
