@@ -28,6 +28,10 @@ pub struct Config {
     /// Secrets Manager secret with the Meta app credentials that token exchanges need (JSON).
     pub meta_app_secret_name: String,
     pub status_webhook: StatusWebhookConfig,
+    /// `ROUTING_CONFIG`: which accounts receive the routed sources' posts (see `routing`).
+    pub routing: crate::routing::Routing,
+    /// `CONTENTFUL_DELIVERY_BASE_URL`: where Contentful asset links are resolved.
+    pub contentful_delivery_base_url: String,
 }
 
 /// Where notify sends `post.published` / `post.failed`, and how hard it tries.
@@ -114,6 +118,10 @@ impl Config {
                 backoff: Duration::from_millis(vars.number("STATUS_WEBHOOK_BACKOFF_MS", 500)?),
                 timeout: Duration::from_millis(vars.number("STATUS_WEBHOOK_TIMEOUT_MS", 5_000)?),
             },
+            routing: crate::routing::Routing::from_json(vars.optional(crate::routing::ROUTING_VAR).as_deref())?,
+            contentful_delivery_base_url: vars
+                .optional("CONTENTFUL_DELIVERY_BASE_URL")
+                .unwrap_or_else(|| crate::sources::contentful_assets::DEFAULT_BASE_URL.into()),
         })
     }
 }

@@ -11,6 +11,7 @@ use crate::graph::{GraphApi, GraphClient};
 use crate::polling::PollPolicy;
 use crate::scheduler::{EventBridgeScheduler, Scheduler};
 use crate::sources::generic;
+use crate::sources::routed::SourceDeps;
 use crate::sources::standard_webhooks::StandardWebhookVerifier;
 use crate::store::{DynamoStore, PostStore};
 use crate::tokens::{SecretsManagerTokens, TokenSource, TokenVault, load_webhook_secrets};
@@ -41,6 +42,8 @@ pub struct Ingest {
     pub store: Arc<dyn PostStore>,
     pub clock: Arc<dyn Clock>,
     pub generic: StandardWebhookVerifier,
+    /// Shopify, Contentful, WordPress and EventBridge: verifiers, routing, asset resolver.
+    pub sources: SourceDeps,
 }
 
 impl Ingest {
@@ -54,6 +57,7 @@ impl Ingest {
             store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), &config.table_name)),
             clock: Arc::new(SystemClock),
             generic: StandardWebhookVerifier::new(generic)?,
+            sources: SourceDeps::load(&secrets, &config.webhook_secrets_name, config)?,
         })
     }
 }

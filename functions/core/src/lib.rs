@@ -12,6 +12,7 @@ pub mod handlers;
 pub mod metrics;
 pub mod polling;
 pub mod post;
+pub mod routing;
 pub mod scheduler;
 pub mod sources;
 pub mod store;

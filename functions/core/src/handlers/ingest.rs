@@ -20,6 +20,10 @@ pub async fn handle(deps: &Ingest, request: Request) -> Response<Body> {
     let result = match path.as_str() {
         "/webhooks/generic" if request.method() == Method::POST => generic_webhook(deps, &request).await,
         "/webhooks/generic" => Err(RequestError::new(405, "method_not_allowed", "use POST")),
+        p if super::source_webhooks::PATHS.contains(&p) && request.method() == Method::POST => {
+            super::source_webhooks::handle(deps, p, &request).await
+        }
+        p if super::source_webhooks::PATHS.contains(&p) => Err(RequestError::new(405, "method_not_allowed", "use POST")),
         _ => Err(RequestError::new(404, "not_found", format!("no route for {path}"))),
     };
     match result {

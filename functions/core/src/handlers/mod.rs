@@ -1,13 +1,18 @@
 //! One module per function, written against the ports only.
 
+pub mod accept;
 pub mod create_container;
 pub mod ingest;
+pub mod ingest_event;
 pub mod poll_status;
 pub mod publish;
 pub mod reauth;
+pub mod source_webhooks;
 pub mod refresh_tokens;
 mod steps;
 mod stream;
 
+#[cfg(test)]
+mod source_tests;
 #[cfg(test)]
 mod tests;

@@ -396,7 +396,7 @@ async fn an_expired_token_fails_the_destination_and_says_to_reconnect() {
 // ---- ingest ----
 
 fn ingest_deps(store: Arc<MemoryStore>, now: OffsetDateTime) -> Ingest {
-    Ingest { store, clock: Arc::new(FixedClock(now)), generic: StandardWebhookVerifier::new(SECRET).unwrap() }
+    Ingest { store, clock: Arc::new(FixedClock(now)), generic: StandardWebhookVerifier::new(SECRET).unwrap(), sources: Default::default() }
 }
 
 fn signed(body: &str, id: &str, ts: i64, secret: &str) -> Request {

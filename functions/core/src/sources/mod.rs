@@ -1,8 +1,19 @@
 //! Sources of posts: each verifies its signature over the raw body, parses its payload and maps
 //! it to a [`PostRequest`](crate::post::PostRequest).
 
+pub mod contentful;
+pub mod contentful_assets;
+pub mod eventbridge;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod generic;
+pub mod json;
+pub mod routed;
+pub mod shopify;
+pub mod signing;
 pub mod standard_webhooks;
+pub mod text;
+pub mod wordpress;
 
 use serde::Serialize;
 

@@ -16,9 +16,11 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 pub(super) struct Tables {
-    deliveries: HashMap<(String, String), String>,
-    posts: HashMap<String, Post>,
-    destinations: HashMap<(String, String), Destination>,
+    pub(super) deliveries: HashMap<(String, String), String>,
+    pub(super) posts: HashMap<String, Post>,
+    pub(super) destinations: HashMap<(String, String), Destination>,
+    /// (source, event id) → why that delivery made no post (see `DeliveryLog`).
+    pub(super) skipped: HashMap<(String, String), String>,
     pub(super) accounts: HashMap<String, Account>,
     /// Account id → refresh lock expiry (see `AccountStore`).
     pub(super) refresh_locks: HashMap<String, time::OffsetDateTime>,

@@ -1,11 +1,13 @@
 //! Where posts, destinations, deliveries and accounts are kept: one DynamoDB table (`pk`/`sk`).
 
 mod accounts;
+mod deliveries;
 mod dynamo;
 mod memory;
 mod notifications;
 
 pub use accounts::{AccountStore, REFRESH_LOCK_ATTRIBUTE};
+pub use deliveries::{DeliveryLog, SKIPPED_REASON_ATTRIBUTE, Skipped};
 pub use dynamo::DynamoStore;
 pub use memory::MemoryStore;
 pub use notifications::{NotificationLog, NotificationRecord};
@@ -81,7 +83,8 @@ pub enum Created {
 }
 
 #[async_trait]
-pub trait PostStore: Send + Sync {
+/// Every store also keeps the de-duplication records of source events ([`DeliveryLog`]).
+pub trait PostStore: DeliveryLog + Send + Sync {
     /// Writes the delivery, the post and its destinations at once, or nothing if the delivery
     /// is already known.
     async fn create_post(&self, delivery: &Delivery, post: &Post, destinations: &[Destination]) -> Result<Created>;

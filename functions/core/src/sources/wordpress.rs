@@ -1,0 +1,145 @@
+//! `POST /webhooks/wordpress`: what the instapipe WordPress plugin
+//! (integrations/wordpress/instapipe.php) sends when a post is first published, signed with
+//! Standard Webhooks ([`StandardWebhookVerifier`](super::standard_webhooks::StandardWebhookVerifier)).
+//!
+//! ```json
+//! {"type": "post.published", "timestamp": "2026-11-20T09:16:09+00:00",
+//!  "data": {"site": "https://blog.example.com/", "id": 4211, "post_type": "post", "title": "…",
+//!           "excerpt": "…", "permalink": "https://…", "featured_image": "https://…" | null,
+//!           "categories": ["Menu"], "tags": ["winter"], "published_gmt": "…", "modified_gmt": "…"}}
+//! ```
+//! Posted: a post with a featured image, from a routed site, once per blog post (once per
+//! modification when the route sets `repost_updates`). Dedupe: the `webhook-id` (the plugin
+//! derives it from site, post id and modification time, so its retries repeat it) and the post.
+
+use serde::Deserialize;
+
+use super::RequestError;
+use super::routed::{DedupeKey, Mapped, Outcome};
+use super::text::{fit_caption, hashtags};
+use crate::post::{MediaItem, MediaKind, PostRequest};
+use crate::routing::Routing;
+
+pub const SOURCE: &str = "wordpress";
+pub const PUBLISHED: &str = "post.published";
+
+#[derive(Deserialize)]
+struct Payload {
+    #[serde(rename = "type")]
+    kind: String,
+    data: PostData,
+}
+
+#[derive(Deserialize)]
+struct PostData {
+    site: String,
+    id: u64,
+    title: String,
+    #[serde(default)]
+    excerpt: String,
+    permalink: String,
+    #[serde(default)]
+    featured_image: Option<String>,
+    #[serde(default)]
+    categories: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    modified_gmt: Option<String>,
+}
+
+/// Maps a verified delivery whose `webhook-id` is `webhook_id`.
+pub fn map(webhook_id: &str, body: &[u8], routing: &Routing) -> Result<Mapped, RequestError> {
+    let delivery = DedupeKey::new(SOURCE, webhook_id);
+    let skip = |reason: String| Ok(Mapped { delivery: delivery.clone(), outcome: Outcome::Skip(reason) });
+    let payload: Payload = super::json::parse(body)?;
+    if payload.kind != PUBLISHED {
+        return skip(format!("event type {} is not handled (only {PUBLISHED})", payload.kind));
+    }
+    let post = payload.data;
+    let Some(route) = routing.wordpress(&post.site) else {
+        return skip(format!("no route for WordPress site {}", post.site));
+    };
+    let Some(image) = post.featured_image.filter(|i| !i.trim().is_empty()) else {
+        return skip(format!("post {} has no featured image", post.id));
+    };
+    let caption = route.caption.render(|name| match name {
+        "title" => Some(post.title.clone()),
+        "excerpt" => Some(post.excerpt.clone()),
+        "link" => Some(post.permalink.clone()),
+        "hashtags" => Some(hashtags(post.tags.iter().map(String::as_str))),
+        "tags" => Some(post.tags.join(", ")),
+        "categories" => Some(post.categories.join(", ")),
+        "site" => Some(post.site.clone()),
+        _ => None,
+    });
+    let site = post.site.trim_end_matches('/');
+    let post_key = match (&post.modified_gmt, route.repost_updates) {
+        (Some(modified), true) => format!("post:{site}:{}:{modified}", post.id),
+        _ => format!("post:{site}:{}", post.id),
+    };
+    let request = PostRequest {
+        caption: fit_caption(caption),
+        media: vec![MediaItem::new(image, MediaKind::Image)],
+        accounts: route.accounts.clone(),
+        ..PostRequest::default()
+    };
+    Ok(Mapped { delivery, outcome: Outcome::Post { request, route: route.name.clone(), also: vec![DedupeKey::new(SOURCE, post_key)] } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::fixtures;
+
+    const NAME: &str = "wordpress-post-published";
+    const ID: &str = "msg_c1cfda0cfc31dd728d49a8fe5ef31154";
+
+    fn routing(extra: serde_json::Value) -> Routing {
+        let mut route = serde_json::json!({"source": "wordpress", "site": "https://blog.example.com", "accounts": ["17841400000000001"]});
+        route.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        Routing::from_json(Some(&serde_json::json!({ "routes": [route] }).to_string())).unwrap()
+    }
+
+    #[test]
+    fn a_published_post_with_a_featured_image_becomes_a_post() {
+        let mapped = map(ID, &fixtures::body(NAME), &routing(serde_json::json!({}))).unwrap();
+        assert_eq!(mapped.delivery, DedupeKey::new(SOURCE, ID));
+        let Outcome::Post { request, also, .. } = mapped.outcome else { panic!("not posted") };
+        assert_eq!(
+            request.caption,
+            "Our Winter Menu — Five New Dishes\n\n\
+             Five seasonal dishes arrive on 1 December. Here’s what to expect.\n\n\
+             https://blog.example.com/2026/11/20/winter-menu/\n\n#seasonal #winter"
+        );
+        assert_eq!(request.media, [MediaItem::new("https://blog.example.com/wp-content/uploads/2026/11/winter-menu.jpg", MediaKind::Image)]);
+        assert_eq!(also, [DedupeKey::new(SOURCE, "post:https://blog.example.com:4211")]);
+
+        let r = routing(serde_json::json!({"repost_updates": true, "caption": "{title} [{categories}]"}));
+        let Outcome::Post { request, also, .. } = map(ID, &fixtures::body(NAME), &r).unwrap().outcome else { panic!() };
+        assert_eq!(request.caption, "Our Winter Menu — Five New Dishes [Menu, News]");
+        assert_eq!(also[0].event_id, "post:https://blog.example.com:4211:2026-11-20T09:16:05Z");
+    }
+
+    #[test]
+    fn other_types_unrouted_sites_and_posts_without_image_are_skipped() {
+        let body = String::from_utf8(fixtures::body(NAME)).unwrap();
+        let other = body.replace("post.published", "post.updated");
+        assert!(matches!(map(ID, other.as_bytes(), &routing(serde_json::json!({}))).unwrap().outcome, Outcome::Skip(r) if r.contains("post.updated")));
+        assert_eq!(
+            map(ID, body.as_bytes(), &Routing::default()).unwrap().outcome,
+            Outcome::Skip("no route for WordPress site https://blog.example.com/".into())
+        );
+        let no_image = body.replace(r#""featured_image":"https:\/\/blog.example.com\/wp-content\/uploads\/2026\/11\/winter-menu.jpg""#, r#""featured_image":null"#);
+        assert_ne!(no_image, body);
+        assert_eq!(map(ID, no_image.as_bytes(), &routing(serde_json::json!({}))).unwrap().outcome, Outcome::Skip("post 4211 has no featured image".into()));
+    }
+
+    #[test]
+    fn schema_violations_name_the_field() {
+        let e = map(ID, br#"{"type":"post.published","data":{"site":"https://blog.example.com/","id":"x"}}"#, &routing(serde_json::json!({}))).unwrap_err();
+        assert_eq!((e.status, e.field.as_deref()), (400, Some("data.id")));
+        let e = map(ID, br#"{"type":"post.published"}"#, &routing(serde_json::json!({}))).unwrap_err();
+        assert!(e.message.contains("missing field `data`"), "{}", e.message);
+    }
+}
