@@ -106,6 +106,9 @@ impl Config {
                 video_deadline: Duration::from_secs(
                     vars.number("POLL_VIDEO_DEADLINE_SECS", defaults.video_deadline.as_secs())?,
                 ),
+                quota_recheck: Duration::from_secs(
+                    vars.number("POLL_QUOTA_RECHECK_SECS", defaults.quota_recheck.as_secs())?,
+                ),
             },
             token_refresh_window: Duration::from_secs(vars.number("TOKEN_REFRESH_WINDOW_DAYS", 7)?.saturating_mul(86_400)),
             meta_app_secret_name: vars.optional("META_APP_SECRET_NAME").unwrap_or_else(|| "instapipe/meta-app".into()),

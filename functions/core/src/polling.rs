@@ -8,6 +8,7 @@
 //! - deadline after container creation: 5 minutes for images, 20 minutes for video and carousels,
 //!   after which the destination fails as a processing timeout.
 //!
+//! - a used-up publishing quota defers the destination and reads the quota again after 15 min;
 //! - a container creation that fails transiently (5xx, timeout, throttling) is retried by
 //!   schedule after 1, 2, 4, 8 intervals, then the destination fails with the last error.
 //!
@@ -32,6 +33,10 @@ pub struct PollPolicy {
     pub image_deadline: Duration,
     /// Give up on a video or carousel container (`POLL_VIDEO_DEADLINE_SECS`).
     pub video_deadline: Duration,
+    /// How long a destination waits, when the account's 24-hour publishing quota is used up,
+    /// before the quota is read again (`POLL_QUOTA_RECHECK_SECS`; Meta does not say when the
+    /// oldest publish leaves the window).
+    pub quota_recheck: Duration,
 }
 
 impl Default for PollPolicy {
@@ -46,6 +51,7 @@ impl Default for PollPolicy {
             max_interval: Duration::from_secs(120),
             image_deadline: Duration::from_secs(5 * 60),
             video_deadline: Duration::from_secs(20 * 60),
+            quota_recheck: Duration::from_secs(15 * 60),
         }
     }
 }

@@ -135,13 +135,19 @@ impl Post {
         self.publish_at.is_none_or(|at| at <= now)
     }
 
-    /// What Meta will have to process, which decides how long we wait for it.
+    /// What Meta will have to process, which decides how long we wait for it: a carousel
+    /// waits like a video (its children are processed one by one).
     pub fn processing_kind(&self) -> MediaKind {
         if self.media.len() == 1 && self.media[0].kind == MediaKind::Image {
             MediaKind::Image
         } else {
             MediaKind::Video
         }
+    }
+
+    /// Two or more items in the feed make a carousel.
+    pub fn is_carousel(&self) -> bool {
+        self.media.len() > 1
     }
 
     /// One destination per account, SCHEDULED for a future time, QUEUED otherwise.
@@ -156,6 +162,9 @@ impl Post {
                 version: 0,
                 publish_at: self.publish_at,
                 container_id: None,
+                children: Vec::new(),
+                children_ready: 0,
+                recreated: false,
                 container_created_at: None,
                 poll_attempt: 0,
                 publish_attempts: 0,
@@ -164,6 +173,9 @@ impl Post {
                 permalink: None,
                 failure: None,
                 resume_state: None,
+                deferred_until: None,
+                first_comment_id: None,
+                first_comment_error: None,
                 history: vec![StateChange { state, at: now, note: None }],
                 created_at: now,
                 updated_at: now,
@@ -190,6 +202,11 @@ pub enum DestState {
     /// Instagram refused the account's token: waits (not failed) until a new token is stored,
     /// then returns to `resume_state`.
     AwaitingAuth,
+    /// Waiting for the publishing quota or a rate limit to free up; a scheduled poll-status
+    /// returns it to `resume_state` at `deferred_until`.
+    Deferred,
+    /// Cancelled through the posts API before it was handed to media_publish. Final.
+    Cancelled,
 }
 
 impl DestState {
@@ -203,16 +220,20 @@ impl DestState {
             DestState::Published => "PUBLISHED",
             DestState::Failed => "FAILED",
             DestState::AwaitingAuth => "AWAITING_AUTH",
+            DestState::Deferred => "DEFERRED",
+            DestState::Cancelled => "CANCELLED",
         }
     }
 
     pub fn is_final(self) -> bool {
-        matches!(self, DestState::Published | DestState::Failed)
+        matches!(self, DestState::Published | DestState::Failed | DestState::Cancelled)
     }
 
     pub fn can_move_to(self, next: DestState) -> bool {
         use DestState::*;
         match (self, next) {
+            // Anything not yet handed to media_publish can be called off.
+            (from, Cancelled) => !from.is_final() && from != Publishing,
             (Scheduled, Queued) => true,
             (Scheduled | Queued, Processing) => true,
             (Processing, Ready) => true,
@@ -220,8 +241,13 @@ impl DestState {
             (Publishing, Published) => true,
             // 9007 at publish time: Meta is not done after all, so poll again.
             (Publishing | Ready, Processing) => true,
-            (AwaitingAuth, Queued | Processing | Ready) => true,
-            (AwaitingAuth, _) => false,
+            // An expired container is made again, once.
+            (Processing | Ready | Publishing, Queued) => true,
+            // Waiting ends by going back to work, or by failing.
+            (AwaitingAuth | Deferred, Queued | Processing | Ready | Failed) => true,
+            (AwaitingAuth, Deferred) | (Deferred, AwaitingAuth) => true,
+            (AwaitingAuth | Deferred, _) => false,
+            (Queued | Processing | Ready | Publishing, Deferred) => true,
             (from, Failed | AwaitingAuth) => !from.is_final(),
             _ => false,
         }
@@ -271,8 +297,18 @@ pub struct Destination {
     pub version: u64,
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub publish_at: Option<OffsetDateTime>,
+    /// The container to publish: the single item's, or the carousel parent's.
     #[serde(default)]
     pub container_id: Option<String>,
+    /// Carousel children, in media order, each saved as soon as it is made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<String>,
+    /// How many children (from the first) are known to be finished.
+    #[serde(default)]
+    pub children_ready: usize,
+    /// The containers were made again once already (after one expired).
+    #[serde(default)]
+    pub recreated: bool,
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub container_created_at: Option<OffsetDateTime>,
     /// Number of the poll-status schedule currently expected to fire (0: none yet).
@@ -289,9 +325,16 @@ pub struct Destination {
     pub permalink: Option<String>,
     #[serde(default)]
     pub failure: Option<Failure>,
-    /// Where an AWAITING_AUTH destination goes back to once the account has a new token.
+    /// Where an AWAITING_AUTH or DEFERRED destination goes back to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume_state: Option<DestState>,
+    #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
+    pub deferred_until: Option<OffsetDateTime>,
+    /// The first comment, once posted; or why it could not be (the post stays published).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_comment_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_comment_error: Option<String>,
     #[serde(default)]
     pub history: Vec<StateChange>,
     #[serde(with = "time::serde::rfc3339")]
@@ -321,6 +364,26 @@ impl Destination {
         Ok(())
     }
 
+    /// Parks the destination until `until` (quota or rate limit); `resume` is where it goes then.
+    pub fn defer(&mut self, resume: DestState, until: OffsetDateTime, reason: String, at: OffsetDateTime) -> Result<()> {
+        self.move_to(DestState::Deferred, at, Some(format!("{reason}; waiting until {until}")))?;
+        self.resume_state = Some(resume);
+        self.deferred_until = Some(until);
+        Ok(())
+    }
+
+    /// Forgets the containers so they are made again (the step goes back to QUEUED).
+    pub fn recreate(&mut self, reason: &str, at: OffsetDateTime) -> Result<()> {
+        self.move_to(DestState::Queued, at, Some(format!("{reason}; creating the containers again")))?;
+        self.container_id = None;
+        self.children.clear();
+        self.children_ready = 0;
+        self.container_created_at = None;
+        self.poll_attempt = 0;
+        self.recreated = true;
+        Ok(())
+    }
+
     pub fn fail(&mut self, failure: Failure, at: OffsetDateTime) -> Result<()> {
         let note = Some(failure.reason.clone());
         self.move_to(DestState::Failed, at, note)?;
@@ -338,6 +401,8 @@ pub enum PostState {
     Published,
     PartiallyFailed,
     Failed,
+    /// Cancelled before publishing (some destinations may have failed before that).
+    Cancelled,
 }
 
 impl PostState {
@@ -348,6 +413,7 @@ impl PostState {
             PostState::Published => "PUBLISHED",
             PostState::PartiallyFailed => "PARTIALLY_FAILED",
             PostState::Failed => "FAILED",
+            PostState::Cancelled => "CANCELLED",
         }
     }
 }
@@ -360,6 +426,8 @@ pub fn overall_state(destinations: &[Destination]) -> PostState {
         PostState::Published
     } else if all(DestState::Failed) {
         PostState::Failed
+    } else if destinations.iter().all(|d| matches!(d.state, DestState::Cancelled | DestState::Failed)) {
+        PostState::Cancelled
     } else {
         PostState::PartiallyFailed
     }
@@ -442,5 +510,27 @@ mod tests {
         assert_eq!(overall_state(&ds), PostState::Failed);
         let scheduled = post(Some(datetime!(2026-11-24 10:00 UTC))).destinations(now);
         assert_eq!(overall_state(&scheduled), PostState::Scheduled);
+    }
+
+    #[test]
+    fn cancelling_is_possible_until_publishing_and_is_final() {
+        use DestState::*;
+        for from in [Scheduled, Queued, Processing, Ready, AwaitingAuth, Deferred] {
+            assert!(from.can_move_to(Cancelled), "{from} should be cancellable");
+        }
+        for from in [Publishing, Published, Failed, Cancelled] {
+            assert!(!from.can_move_to(Cancelled), "{from} must not be cancellable");
+        }
+        let now = datetime!(2026-11-23 10:00 UTC);
+        let mut ds = post(Some(datetime!(2026-11-24 10:00 UTC))).destinations(now);
+        ds[0].move_to(Cancelled, now, Some("cancelled".into())).unwrap();
+        assert!(ds[0].state.is_final());
+        assert!(ds[0].clone().move_to(Queued, now, None).is_err());
+        assert!(ds[0].clone().fail(Failure::new("late"), now).is_err(), "a cancelled destination never fails");
+        assert_eq!(overall_state(&ds), PostState::InProgress, "one account still scheduled");
+        ds[1].state = Failed;
+        assert_eq!(overall_state(&ds), PostState::Cancelled);
+        ds[1].state = Published;
+        assert_eq!(overall_state(&ds), PostState::PartiallyFailed);
     }
 }

@@ -74,6 +74,11 @@ impl Functions {
         result
     }
 
+    /// The handlers' dependencies, for operator actions the local stack performs itself.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
     pub fn usage(&self) -> HashMap<Function, Usage> {
         self.usage.lock().unwrap().clone()
     }

@@ -21,6 +21,7 @@ const HANDLER_DEFAULTS: &[(&str, &str)] = &[
     ("POLL_MAX_INTERVAL_SECS", "5"),
     ("POLL_IMAGE_DEADLINE_SECS", "60"),
     ("POLL_VIDEO_DEADLINE_SECS", "180"),
+    ("POLL_QUOTA_RECHECK_SECS", "5"),
 ];
 
 #[derive(Clone, Debug)]

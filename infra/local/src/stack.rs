@@ -173,6 +173,14 @@ impl LocalStack {
         Ok(())
     }
 
+    /// Stores a new token for an account and resumes its posts waiting for re-auth.
+    pub async fn reconnect_account(&self, account_id: &str, token: &str) -> Result<usize, String> {
+        self.add_account(account_id, token).await?;
+        instapipe_core::handlers::reauth::resume_account(self.functions.pipeline(), account_id)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     pub fn webhook_url(&self) -> String {
         format!("{}/webhooks/generic", self.base_url)
     }

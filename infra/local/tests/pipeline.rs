@@ -3,40 +3,13 @@
 
 use std::time::Duration;
 
-use graph_sim::SimConfig;
 use instapipe_core::post::DestState;
 use instapipe_local::LocalStack;
-use instapipe_local::settings::Settings;
 use serde_json::{Value, json};
 
-const ACCOUNT: &str = "17841400000000001";
-const TOKEN: &str = "IGAA-integration-token";
+mod common;
 
-async fn stack(sim: SimConfig) -> LocalStack {
-    // Handler logs show with a failing test's output.
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,instapipe_core=info").try_init();
-    let mut settings = Settings::for_tests();
-    settings
-        .set("POLL_INLINE_CHECKS_MS", "200,300,500")
-        .set("POLL_INTERVAL_SECS", "1")
-        .set("POLL_MAX_INTERVAL_SECS", "2");
-    let stack = LocalStack::start(settings, sim).await.expect("the local stack starts (did `make deps` run?)");
-    stack.add_account(ACCOUNT, TOKEN).await.unwrap();
-    stack
-}
-
-fn fast_sim() -> SimConfig {
-    SimConfig { image_delay: Duration::from_millis(300), video_delay: Duration::from_secs(3), ..SimConfig::default() }
-}
-
-fn post(caption: &str, url: &str, kind: &str) -> Value {
-    json!({ "caption": caption, "media": [{ "url": url, "type": kind }], "accounts": [ACCOUNT] })
-}
-
-async fn send(stack: &LocalStack, body: &Value, webhook_id: &str) -> (u16, Value) {
-    let response = stack.send_generic(&body.to_string(), webhook_id).await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
-}
+use common::{ACCOUNT, TOKEN, fast_sim, post, send, stack};
 
 /// Items of posts (not accounts or other bookkeeping) in the table.
 async fn post_items(stack: &LocalStack) -> usize {
@@ -48,7 +21,7 @@ async fn post_items(stack: &LocalStack) -> usize {
 }
 
 fn published_with(stack: &LocalStack, caption: &str) -> usize {
-    stack.sim.as_ref().unwrap().published().iter().filter(|m| m.caption.as_deref() == Some(caption)).count()
+    common::published_with(stack, caption).len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

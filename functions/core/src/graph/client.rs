@@ -3,7 +3,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::{ContainerSpec, ContainerStatus, GraphApi, GraphError, MediaSummary};
+use super::{ContainerSpec, ContainerStatus, GraphApi, GraphError, MediaSummary, PublishingLimit};
 use crate::account::Account;
 use crate::config::GraphConfig;
 
@@ -68,6 +68,24 @@ struct PermalinkBody {
 }
 
 #[derive(Deserialize)]
+struct LimitList {
+    data: Vec<LimitItem>,
+}
+
+#[derive(Deserialize)]
+struct LimitItem {
+    quota_usage: u32,
+    config: Option<LimitConfig>,
+}
+
+#[derive(Deserialize)]
+struct LimitConfig {
+    quota_total: u32,
+    #[serde(default)]
+    quota_duration: Option<u64>,
+}
+
+#[derive(Deserialize)]
 struct MediaList {
     data: Vec<MediaListItem>,
 }
@@ -114,8 +132,9 @@ impl GraphApi for GraphClient {
         body.permalink.ok_or_else(|| GraphError::Decode("media has no permalink".into()))
     }
 
-    async fn recent_media(&self, account: &Account, token: &SecretString) -> Result<Vec<MediaSummary>, GraphError> {
-        let url = self.url(account, &format!("{}/media", account.account_id));
+    async fn recent_media(&self, account: &Account, token: &SecretString, stories: bool) -> Result<Vec<MediaSummary>, GraphError> {
+        let edge = if stories { "stories" } else { "media" };
+        let url = self.url(account, &format!("{}/{edge}", account.account_id));
         let body: MediaList = self
             .send(self.http.get(url).query(&[("fields", "id,caption,permalink,timestamp"), ("limit", "25")]), token)
             .await?;
@@ -124,5 +143,23 @@ impl GraphApi for GraphClient {
             .into_iter()
             .map(|m| MediaSummary { id: m.id, caption: m.caption, permalink: m.permalink })
             .collect())
+    }
+
+    async fn publishing_limit(&self, account: &Account, token: &SecretString) -> Result<PublishingLimit, GraphError> {
+        let url = self.url(account, &format!("{}/content_publishing_limit", account.account_id));
+        let body: LimitList = self.send(self.http.get(url).query(&[("fields", "quota_usage,config")]), token).await?;
+        let item = body.data.into_iter().next().ok_or_else(|| GraphError::Decode("no quota in the answer".into()))?;
+        let config = item.config.ok_or_else(|| GraphError::Decode("no quota config in the answer".into()))?;
+        Ok(PublishingLimit {
+            usage: item.quota_usage,
+            total: config.quota_total,
+            window_secs: config.quota_duration.unwrap_or(86_400),
+        })
+    }
+
+    async fn comment(&self, account: &Account, token: &SecretString, media_id: &str, message: &str) -> Result<String, GraphError> {
+        let url = self.url(account, &format!("{media_id}/comments"));
+        let body: IdOnly = self.send(self.http.post(url).json(&serde_json::json!({ "message": message })), token).await?;
+        Ok(body.id)
     }
 }

@@ -6,7 +6,7 @@ use aws_lambda_events::event::dynamodb::Event;
 use serde::Deserialize;
 use tracing::Instrument;
 
-use super::steps::{self, Checked, Context};
+use super::steps::{self, Checked, Context, Step};
 use super::stream::{self, DestinationKey};
 use crate::deps::Pipeline;
 use crate::error::Result;
@@ -57,15 +57,16 @@ pub async fn start(deps: &Pipeline, key: DestinationKey) -> Result<()> {
                 return Ok(());
             }
             DestState::Scheduled | DestState::Queued => {}
-            // A crash after the container was saved but before a poll was arranged: resume.
+            // A crash (or a transient error) after a container was saved but before a poll was
+            // arranged: resume, creating what is still missing.
             DestState::Processing if dest.poll_attempt == 0 => {}
             _ => {
                 tracing::debug!("already past container creation");
                 return Ok(());
             }
         }
-        let Some(ctx) = steps::load_context(deps, &mut dest).await? else { return Ok(()) };
-        if dest.container_id.is_none() && !create(deps, &ctx, &mut dest).await? {
+        let Some(ctx) = steps::load_context(deps, &mut dest, Step::Create).await? else { return Ok(()) };
+        if !create(deps, &ctx, &mut dest).await? {
             return Ok(());
         }
         wait_briefly(deps, &ctx, &mut dest).await
@@ -74,30 +75,59 @@ pub async fn start(deps: &Pipeline, key: DestinationKey) -> Result<()> {
     .await
 }
 
-/// Creates the container and saves its id. Returns whether the caller should go on.
+/// Creates the containers still missing, saving each id as soon as it exists: the single
+/// item's container, or each carousel child in turn (the parent follows once they are ready).
+/// Returns whether the caller should go on.
 async fn create(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<bool> {
-    let spec = ContainerSpec::for_post(&ctx.post);
-    let container_id = match deps.graph.create_container(&ctx.account, &ctx.token, &spec).await {
-        Ok(id) => id,
+    if !ctx.post.is_carousel() {
+        if dest.container_id.is_some() {
+            return Ok(true);
+        }
+        let Some(id) = make(deps, ctx, dest, &ContainerSpec::single(&ctx.post)).await? else { return Ok(false) };
+        dest.container_id = Some(id.clone());
+        return saved(deps, dest, format!("container {id} created")).await;
+    }
+    for item in ctx.post.media.iter().skip(dest.children.len()) {
+        let Some(id) = make(deps, ctx, dest, &ContainerSpec::carousel_child(item)).await? else { return Ok(false) };
+        dest.children.push(id.clone());
+        let note = format!("carousel item {} of {}: container {id} created", dest.children.len(), ctx.post.media.len());
+        if !saved(deps, dest, note).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// One create call; an error is dealt with here (retry by schedule, park or fail) and gives None.
+async fn make(deps: &Pipeline, ctx: &Context, dest: &mut Destination, spec: &ContainerSpec) -> Result<Option<String>> {
+    match deps.graph.create_container(&ctx.account, &ctx.token, spec).await {
+        Ok(id) => Ok(Some(id)),
         Err(err) if matches!(err.reaction(), Reaction::Retry | Reaction::Throttle | Reaction::Quota) => {
             retry_later(deps, dest, err).await?;
-            return Ok(false);
+            Ok(None)
         }
         Err(err) => {
-            steps::react(deps, dest, err, "creating the container").await?;
-            return Ok(false);
+            steps::react(deps, ctx, dest, err, Step::Create).await?;
+            Ok(None)
         }
-    };
-    let now = deps.clock.now();
-    dest.container_id = Some(container_id.clone());
-    dest.container_created_at = Some(now);
-    dest.move_to(DestState::Processing, now, Some(format!("container {container_id} created")))?;
-    // If another invocation saved its container first, ours is never published and expires.
-    let saved = steps::save_or_yield(deps, dest).await?;
-    if saved {
-        tracing::info!(%container_id, "container created");
     }
-    Ok(saved)
+}
+
+/// Saves a new container id. If another invocation saved first, ours is never published and
+/// expires on Meta's side.
+async fn saved(deps: &Pipeline, dest: &mut Destination, note: String) -> Result<bool> {
+    let now = deps.clock.now();
+    if dest.state == DestState::Processing {
+        dest.updated_at = now;
+    } else {
+        dest.container_created_at = Some(now);
+        dest.move_to(DestState::Processing, now, Some(note.clone()))?;
+    }
+    let landed = steps::save_or_yield(deps, dest).await?;
+    if landed {
+        tracing::info!(%note, "container saved");
+    }
+    Ok(landed)
 }
 
 /// A transient failure: try again by schedule (a Lambda retry would give up after two), a

@@ -1,10 +1,10 @@
 //! poll-status: fired by a `poll-…` schedule; reads the container's status and moves the
-//! destination to READY, schedules the next poll with backoff, or fails it (ERROR, EXPIRED,
-//! or the deadline for its media type passed).
+//! destination to READY, schedules the next poll with backoff, or fails it (ERROR, a second
+//! EXPIRED, or the deadline for its media type passed). It also wakes DEFERRED destinations.
 
 use tracing::Instrument;
 
-use super::steps::{self, Checked};
+use super::steps::{self, Checked, Step};
 use crate::deps::Pipeline;
 use crate::error::Result;
 use crate::post::{DestState, Failure};
@@ -19,11 +19,20 @@ pub async fn handle(deps: &Pipeline, input: PollInput) -> Result<()> {
         };
         tracing::Span::current().record("state", dest.state.as_str());
         // Scheduler may deliver twice, and late: only the poll the destination waits for counts.
-        if dest.state != DestState::Processing || dest.poll_attempt != input.attempt {
+        if !matches!(dest.state, DestState::Processing | DestState::Deferred) || dest.poll_attempt != input.attempt {
             tracing::debug!(expected = dest.poll_attempt, "stale poll; nothing to do");
             return Ok(());
         }
-        let Some(ctx) = steps::load_context(deps, &mut dest).await? else { return Ok(()) };
+        if dest.state == DestState::Deferred {
+            let resume = dest.resume_state.take().unwrap_or(DestState::Ready);
+            dest.deferred_until = None;
+            dest.move_to(resume, deps.clock.now(), Some("the wait is over".into()))?;
+            if resume != DestState::Processing {
+                // QUEUED and READY are picked up from the stream.
+                return steps::save_or_yield(deps, &mut dest).await.map(drop);
+            }
+        }
+        let Some(ctx) = steps::load_context(deps, &mut dest, Step::Check).await? else { return Ok(()) };
         if let Checked::Settled = steps::check_container(deps, &ctx, &mut dest).await? {
             tracing::info!("container settled");
             return Ok(());

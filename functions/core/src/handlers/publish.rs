@@ -1,18 +1,19 @@
-//! publish: fed by the stream when a destination becomes READY; calls media_publish, reads the
-//! permalink and records PUBLISHED. Exactly once: a PUBLISHING destination met again (the
-//! earlier call timed out, crashed or lost its answer) is reconciled from the container's
-//! status before anything is sent again.
+//! publish: fed by the stream when a destination becomes READY; checks the account's
+//! publishing quota (deferring when it is used up), calls media_publish, reads the permalink,
+//! records PUBLISHED, then posts the first comment. Exactly once: a PUBLISHING destination met
+//! again (the earlier call timed out, crashed or lost its answer) is reconciled from the
+//! container's status before anything is sent again.
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use tracing::Instrument;
 
-use super::steps::{self, Context};
+use super::steps::{self, Context, Step};
 use super::stream::{self, DestinationKey};
 use crate::deps::Pipeline;
 use crate::error::{Error, Result};
 use crate::graph::{ContainerStatus, Reaction};
-use crate::post::{DestState, Destination, Failure};
+use crate::post::{DestState, Destination, Failure, Placement};
 
 /// The stream batch type, re-exported for the bin.
 pub type StreamEvent = Event;
@@ -31,7 +32,10 @@ pub async fn publish(deps: &Pipeline, key: DestinationKey) -> Result<()> {
         tracing::Span::current().record("state", dest.state.as_str());
         match dest.state {
             DestState::Ready => {
-                let Some(ctx) = steps::load_context(deps, &mut dest).await? else { return Ok(()) };
+                let Some(ctx) = steps::load_context(deps, &mut dest, Step::Publish).await? else { return Ok(()) };
+                if quota_used_up(deps, &ctx, &mut dest).await? {
+                    return Ok(());
+                }
                 dest.publish_attempts += 1;
                 dest.move_to(DestState::Publishing, deps.clock.now(), None)?;
                 if !steps::save_or_yield(deps, &mut dest).await? {
@@ -66,7 +70,41 @@ async fn send(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<
             tracing::warn!(error = %err, "publish outcome unknown; the retry will check the container first");
             Err(err.into())
         }
-        Err(err) => steps::react(deps, dest, err, "publishing").await,
+        Err(err) if err.reaction() == Reaction::Quota => {
+            let reason = format!("Instagram says the publishing limit is reached ({err})");
+            steps::defer(deps, dest, DestState::Ready, deps.polling.quota_recheck, reason).await
+        }
+        // Recreating is safe only once the container says it did not go out.
+        Err(err) if err.reaction() == Reaction::Recreate => {
+            tracing::warn!(error = %err, "container refused at publish time; checking it before making a new one");
+            match deps.graph.container_status(&ctx.account, &ctx.token, &container_id).await? {
+                ContainerStatus::Published => recover(deps, ctx, dest).await,
+                _ if !dest.recreated => {
+                    dest.recreate(&format!("Instagram refused the container ({err})"), deps.clock.now())?;
+                    steps::save_or_yield(deps, dest).await.map(drop)
+                }
+                _ => steps::fail(deps, dest, err.to_failure("publishing")).await,
+            }
+        }
+        Err(err) => steps::react(deps, ctx, dest, err, Step::Publish).await,
+    }
+}
+
+/// Reads `content_publishing_limit`; when the 24-hour quota is used up the destination is
+/// deferred instead of failed. A failed read does not hold the post back: Meta enforces the
+/// cap at publish time anyway, and that answer defers too.
+async fn quota_used_up(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<bool> {
+    match deps.graph.publishing_limit(&ctx.account, &ctx.token).await {
+        Ok(limit) if limit.usage >= limit.total => {
+            let reason = format!("publishing quota used up ({} of {} in 24 hours)", limit.usage, limit.total);
+            steps::defer(deps, dest, DestState::Ready, deps.polling.quota_recheck, reason).await?;
+            Ok(true)
+        }
+        Ok(_) => Ok(false),
+        Err(err) => {
+            tracing::warn!(error = %err, "could not read the publishing quota; publishing anyway");
+            Ok(false)
+        }
     }
 }
 
@@ -82,25 +120,12 @@ async fn reconcile(deps: &Pipeline, mut dest: Destination) -> Result<()> {
             _ => return Ok(()),
         }
     }
-    let Some(ctx) = steps::load_context(deps, &mut dest).await? else { return Ok(()) };
+    let Some(ctx) = steps::load_context(deps, &mut dest, Step::Publish).await? else { return Ok(()) };
     let container_id = dest.container_id.clone().ok_or_else(|| Error::Data("PUBLISHING without a container".into()))?;
     let status = deps.graph.container_status(&ctx.account, &ctx.token, &container_id).await?;
     tracing::info!(?status, "reconciling a publish whose outcome was unknown");
     match status {
-        ContainerStatus::Published => {
-            // It went out: find the media instead of publishing again.
-            let recent = deps.graph.recent_media(&ctx.account, &ctx.token).await?;
-            let found = recent.into_iter().find(|m| m.caption.as_deref().unwrap_or("") == ctx.post.caption);
-            match found {
-                Some(media) => record_published(deps, &ctx, &mut dest, media.id, media.permalink).await,
-                None => {
-                    let note = "published, but the media id could not be recovered from the account's media list";
-                    tracing::warn!(note);
-                    dest.move_to(DestState::Published, deps.clock.now(), Some(note.into()))?;
-                    steps::save_or_yield(deps, &mut dest).await.map(drop)
-                }
-            }
-        }
+        ContainerStatus::Published => recover(deps, &ctx, &mut dest).await,
         ContainerStatus::Finished => {
             // Not published: claim the destination again (a newer version) and send.
             dest.publish_attempts += 1;
@@ -115,8 +140,23 @@ async fn reconcile(deps: &Pipeline, mut dest: Destination) -> Result<()> {
         ContainerStatus::Error(text) => {
             steps::fail(deps, &mut dest, Failure::new(format!("Instagram could not process the media: {text}"))).await
         }
-        ContainerStatus::Expired => {
-            steps::fail(deps, &mut dest, Failure::new("the container expired (24 h) before it was published")).await
+        ContainerStatus::Expired => steps::expired(deps, &mut dest).await,
+    }
+}
+
+/// The container says PUBLISHED: the earlier call went out. Find the media (by caption among
+/// the account's latest) and record it, instead of publishing again.
+async fn recover(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<()> {
+    let stories = ctx.post.options.placement == Placement::Story;
+    let recent = deps.graph.recent_media(&ctx.account, &ctx.token, stories).await?;
+    let found = recent.into_iter().find(|m| m.caption.as_deref().unwrap_or("") == ctx.post.caption);
+    match found {
+        Some(media) => record_published(deps, ctx, dest, media.id, media.permalink).await,
+        None => {
+            let note = "published, but the media id could not be recovered from the account's media list";
+            tracing::warn!(note);
+            dest.move_to(DestState::Published, deps.clock.now(), Some(note.into()))?;
+            steps::save_or_yield(deps, dest).await.map(drop)
         }
     }
 }
@@ -132,13 +172,7 @@ async fn record_published(
 ) -> Result<()> {
     let permalink = match permalink {
         Some(link) => Some(link),
-        None => match deps.graph.permalink(&ctx.account, &ctx.token, &media_id).await {
-            Ok(link) => Some(link),
-            Err(err) => {
-                tracing::warn!(error = %err, "published, but the permalink could not be read");
-                None
-            }
-        },
+        None => read_permalink(deps, ctx, &media_id).await,
     };
     let note = format!("media {media_id} {}", permalink.as_deref().unwrap_or("(no permalink)"));
     dest.media_id = Some(media_id);
@@ -147,5 +181,37 @@ async fn record_published(
     // A conflict here must not pass quietly: the retry reconciles and records it.
     deps.store.save_destination(dest).await?;
     tracing::info!(permalink = dest.permalink.as_deref().unwrap_or(""), "published");
-    Ok(())
+    first_comment(deps, ctx, dest).await
+}
+
+/// Three tries for a transient failure; the post is live either way.
+async fn read_permalink(deps: &Pipeline, ctx: &Context, media_id: &str) -> Option<String> {
+    for attempt in 1..=3 {
+        match deps.graph.permalink(&ctx.account, &ctx.token, media_id).await {
+            Ok(link) => return Some(link),
+            Err(err) if attempt < 3 && err.reaction() == Reaction::Retry => {
+                tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "published, but the permalink could not be read");
+                return None;
+            }
+        }
+    }
+    None
+}
+
+/// Posts the first comment, after PUBLISHED is saved so that a retry never comments twice.
+/// Its failure is recorded on the destination, which stays PUBLISHED.
+async fn first_comment(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<()> {
+    let (Some(message), Some(media_id)) = (&ctx.post.options.first_comment, &dest.media_id) else { return Ok(()) };
+    match deps.graph.comment(&ctx.account, &ctx.token, media_id, message).await {
+        Ok(id) => dest.first_comment_id = Some(id),
+        Err(err) => {
+            tracing::warn!(error = %err, "published, but the first comment failed");
+            dest.first_comment_error = Some(err.to_string());
+        }
+    }
+    dest.updated_at = deps.clock.now();
+    steps::save_or_yield(deps, dest).await.map(drop)
 }

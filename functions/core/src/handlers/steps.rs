@@ -1,11 +1,11 @@
 //! Steps shared by create-container, poll-status and publish.
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
-use crate::account::Account;
+use crate::account::{Account, AccountStatus};
 use crate::deps::Pipeline;
 use crate::error::{Error, Result};
-use crate::graph::{ContainerStatus, GraphError, Reaction};
+use crate::graph::{ContainerSpec, ContainerStatus, GraphError, Reaction};
 use crate::post::{DestState, Destination, Failure, Post};
 use crate::scheduler::{OneTimeSchedule, PollInput};
 
@@ -14,6 +14,33 @@ pub struct Context {
     pub post: Post,
     pub account: Account,
     pub token: SecretString,
+}
+
+/// The step that met an error: it says what we were doing, and where a destination parked
+/// for re-auth resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Create,
+    Check,
+    Publish,
+}
+
+impl Step {
+    fn describe(self) -> &'static str {
+        match self {
+            Step::Create => "creating the container",
+            Step::Check => "checking the container",
+            Step::Publish => "publishing",
+        }
+    }
+
+    fn resume_state(self) -> DestState {
+        match self {
+            Step::Create => DestState::Queued,
+            Step::Check => DestState::Processing,
+            Step::Publish => DestState::Ready,
+        }
+    }
 }
 
 /// Saves; a lost race means another invocation moved the destination on, which is fine.
@@ -38,8 +65,9 @@ pub async fn fail(deps: &Pipeline, dest: &mut Destination, failure: Failure) -> 
     save_or_yield(deps, dest).await.map(drop)
 }
 
-/// Loads the post, account and token, or fails the destination with the reason it cannot go on.
-pub async fn load_context(deps: &Pipeline, dest: &mut Destination) -> Result<Option<Context>> {
+/// Loads the post, account and token; fails the destination when one cannot exist, and parks
+/// it when its account must be connected again first.
+pub async fn load_context(deps: &Pipeline, dest: &mut Destination, step: Step) -> Result<Option<Context>> {
     let Some(post) = deps.store.get_post(&dest.post_id).await? else {
         fail(deps, dest, Failure::new("the post record is missing")).await?;
         return Ok(None);
@@ -49,6 +77,11 @@ pub async fn load_context(deps: &Pipeline, dest: &mut Destination) -> Result<Opt
         fail(deps, dest, Failure::new(reason)).await?;
         return Ok(None);
     };
+    if account.status == AccountStatus::NeedsReauth {
+        let failure = Failure::new(format!("account {} must be connected again before it can publish", account.account_id));
+        park_for_auth(deps, dest, step, failure).await?;
+        return Ok(None);
+    }
     let token = match deps.tokens.token(&dest.account_id).await {
         Ok(token) => token,
         Err(Error::NotFound(reason)) => {
@@ -60,45 +93,73 @@ pub async fn load_context(deps: &Pipeline, dest: &mut Destination) -> Result<Opt
     Ok(Some(Context { post, account, token }))
 }
 
-/// Handles a Graph error the step could not absorb: transient ones go back to the event source
-/// for a retry; permanent ones fail the destination with Meta's code and message.
-pub async fn react(deps: &Pipeline, dest: &mut Destination, err: GraphError, step: &str) -> Result<()> {
+async fn park_for_auth(deps: &Pipeline, dest: &mut Destination, step: Step, failure: Failure) -> Result<()> {
+    tracing::warn!(reason = %failure.reason, "waiting for the account to be connected again");
+    dest.await_auth(step.resume_state(), failure, deps.clock.now())?;
+    save_or_yield(deps, dest).await.map(drop)
+}
+
+/// Handles a Graph error a step could not absorb: transient ones go back to the event source
+/// for a retry; a refused token parks the destination and flags the account; permanent ones
+/// fail the destination with Meta's code and message.
+pub async fn react(deps: &Pipeline, ctx: &Context, dest: &mut Destination, err: GraphError, step: Step) -> Result<()> {
     match err.reaction() {
         Reaction::Retry | Reaction::Throttle | Reaction::Quota | Reaction::Repoll => Err(err.into()),
         Reaction::Reauth => {
+            // The secret may hold a newer token than our cache (a refresh ran): read it once
+            // more and let the retry use it before calling the token bad.
             deps.tokens.forget(&dest.account_id);
-            let mut failure = err.to_failure(step);
-            failure.reason.push_str(" (the account must be connected again)");
-            fail(deps, dest, failure).await
+            if let Ok(fresh) = deps.tokens.token(&dest.account_id).await
+                && fresh.expose_secret() != ctx.token.expose_secret()
+            {
+                tracing::info!("a newer token is stored; retrying with it");
+                return Err(err.into());
+            }
+            let mut account = ctx.account.clone();
+            account.status = AccountStatus::NeedsReauth;
+            deps.store.put_account(&account).await?;
+            tracing::error!(account_id = %account.account_id, alarm = "account_needs_reauth", "Instagram refused the account's token");
+            let mut failure = err.to_failure(step.describe());
+            failure.reason.push_str(" (waiting until the account is connected again)");
+            park_for_auth(deps, dest, step, failure).await
         }
-        Reaction::Recreate | Reaction::Fail => fail(deps, dest, err.to_failure(step)).await,
+        Reaction::Recreate | Reaction::Fail => fail(deps, dest, err.to_failure(step.describe())).await,
     }
 }
 
 pub enum Checked {
-    /// The destination moved on (READY or FAILED).
+    /// The destination moved on (READY, FAILED, back to QUEUED, or parked).
     Settled,
     /// Meta is still processing.
     Pending,
 }
 
-/// Reads the container's status once and moves the destination accordingly.
+/// What one status read found.
+enum Looked {
+    Status(ContainerStatus),
+    /// No answer this time (a hiccup or throttle): look again later.
+    Later,
+    /// The error settled the destination (failed or parked).
+    Settled,
+}
+
+/// Reads the containers' status once and moves the destination accordingly. A carousel's
+/// children are checked first; when all are finished its parent container is made.
 pub async fn check_container(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<Checked> {
+    if dest.container_id.is_none() {
+        match check_children(deps, ctx, dest).await? {
+            Children::Waiting => return Ok(Checked::Pending),
+            Children::Settled => return Ok(Checked::Settled),
+            Children::ParentCreated => {}
+        }
+    }
     let container_id = dest.container_id.clone().ok_or_else(|| Error::Data("no container id".into()))?;
-    let now = deps.clock.now();
-    let status = match deps.graph.container_status(&ctx.account, &ctx.token, &container_id).await {
-        Ok(status) => status,
-        // A hiccup or a throttle while waiting is just another reason to look again later.
-        Err(err) if matches!(err.reaction(), Reaction::Retry | Reaction::Throttle) => {
-            tracing::info!(error = %err, "status check failed; will look again");
-            return Ok(Checked::Pending);
-        }
-        Err(err) => {
-            react(deps, dest, err, "checking the container").await?;
-            return Ok(Checked::Settled);
-        }
+    let status = match look(deps, ctx, dest, &container_id).await? {
+        Looked::Status(status) => status,
+        Looked::Later => return Ok(Checked::Pending),
+        Looked::Settled => return Ok(Checked::Settled),
     };
-    tracing::debug!(?status, "container status");
+    let now = deps.clock.now();
     match status {
         ContainerStatus::InProgress => return Ok(Checked::Pending),
         ContainerStatus::Finished | ContainerStatus::Published => {
@@ -106,14 +167,86 @@ pub async fn check_container(deps: &Pipeline, ctx: &Context, dest: &mut Destinat
             save_or_yield(deps, dest).await?;
         }
         ContainerStatus::Error(text) => {
-            let failure = Failure::new(format!("Instagram could not process the media: {text}"));
-            fail(deps, dest, failure).await?;
+            fail(deps, dest, Failure::new(format!("Instagram could not process the media: {text}"))).await?;
         }
-        ContainerStatus::Expired => {
-            fail(deps, dest, Failure::new("the container expired (24 h) before it was published")).await?;
-        }
+        ContainerStatus::Expired => expired(deps, dest).await?,
     }
     Ok(Checked::Settled)
+}
+
+async fn look(deps: &Pipeline, ctx: &Context, dest: &mut Destination, id: &str) -> Result<Looked> {
+    match deps.graph.container_status(&ctx.account, &ctx.token, id).await {
+        Ok(status) => Ok(Looked::Status(status)),
+        // A hiccup or a throttle while waiting is just another reason to look again later.
+        Err(err) if matches!(err.reaction(), Reaction::Retry | Reaction::Throttle) => {
+            tracing::info!(error = %err, "status check failed; will look again");
+            Ok(Looked::Later)
+        }
+        Err(err) => {
+            react(deps, ctx, dest, err, Step::Check).await?;
+            Ok(Looked::Settled)
+        }
+    }
+}
+
+enum Children {
+    Waiting,
+    Settled,
+    /// All children finished and the parent container is saved: check it next.
+    ParentCreated,
+}
+
+/// Carousel: waits for every child to finish, then creates the parent and saves its id.
+async fn check_children(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<Children> {
+    for (i, child) in dest.children.clone().iter().enumerate().skip(dest.children_ready) {
+        let status = match look(deps, ctx, dest, child).await? {
+            Looked::Status(status) => status,
+            Looked::Later => return Ok(Children::Waiting),
+            Looked::Settled => return Ok(Children::Settled),
+        };
+        match status {
+            ContainerStatus::Finished | ContainerStatus::Published => dest.children_ready = i + 1,
+            ContainerStatus::InProgress => return Ok(Children::Waiting),
+            ContainerStatus::Error(text) => {
+                let reason = format!("Instagram could not process carousel item {}: {text}", i + 1);
+                fail(deps, dest, Failure::new(reason)).await?;
+                return Ok(Children::Settled);
+            }
+            ContainerStatus::Expired => {
+                expired(deps, dest).await?;
+                return Ok(Children::Settled);
+            }
+        }
+    }
+    let spec = ContainerSpec::carousel(&ctx.post, &dest.children);
+    match deps.graph.create_container(&ctx.account, &ctx.token, &spec).await {
+        Ok(parent) => {
+            dest.container_id = Some(parent.clone());
+            dest.updated_at = deps.clock.now();
+            if !save_or_yield(deps, dest).await? {
+                return Ok(Children::Settled);
+            }
+            tracing::info!(container_id = %parent, "carousel container created");
+            Ok(Children::ParentCreated)
+        }
+        Err(err) if matches!(err.reaction(), Reaction::Retry | Reaction::Throttle) => {
+            tracing::info!(error = %err, "carousel container not created yet; will try again");
+            Ok(Children::Waiting)
+        }
+        Err(err) => {
+            react(deps, ctx, dest, err, Step::Create).await?;
+            Ok(Children::Settled)
+        }
+    }
+}
+
+/// An expired container (24 h unpublished) is made again once; a second expiry fails.
+pub async fn expired(deps: &Pipeline, dest: &mut Destination) -> Result<()> {
+    if dest.recreated {
+        return fail(deps, dest, Failure::new("the container expired (24 h) twice before it was published")).await;
+    }
+    dest.recreate("the container expired (24 h) before it was published", deps.clock.now())?;
+    save_or_yield(deps, dest).await.map(drop)
 }
 
 /// Schedules poll number `attempt`, then records that it is the one expected to fire.
@@ -122,12 +255,31 @@ pub async fn check_container(deps: &Pipeline, ctx: &Context, dest: &mut Destinat
 pub async fn schedule_poll(deps: &Pipeline, dest: &mut Destination, attempt: u32) -> Result<()> {
     let now = deps.clock.now();
     let at = now + deps.polling.delay_before_poll(attempt);
-    let input = PollInput { post_id: dest.post_id.clone(), account_id: dest.account_id.clone(), attempt };
-    deps.scheduler.schedule_once(&OneTimeSchedule::poll(input, at)).await?;
-    dest.poll_attempt = attempt;
+    arm_poll(deps, dest, attempt, at).await?;
     dest.updated_at = now;
     if save_or_yield(deps, dest).await? {
         tracing::info!(attempt, at = %at, "Instagram is still processing; poll scheduled");
+    }
+    Ok(())
+}
+
+async fn arm_poll(deps: &Pipeline, dest: &mut Destination, attempt: u32, at: time::OffsetDateTime) -> Result<()> {
+    let input = PollInput { post_id: dest.post_id.clone(), account_id: dest.account_id.clone(), attempt };
+    deps.scheduler.schedule_once(&OneTimeSchedule::poll(input, at)).await?;
+    dest.poll_attempt = attempt;
+    Ok(())
+}
+
+/// Parks the destination until `delay` has passed (quota, rate limit); poll-status wakes it and
+/// sends it back to `resume`.
+pub async fn defer(deps: &Pipeline, dest: &mut Destination, resume: DestState, delay: std::time::Duration, reason: String) -> Result<()> {
+    let now = deps.clock.now();
+    let until = now + delay;
+    let attempt = dest.poll_attempt + 1;
+    arm_poll(deps, dest, attempt, until).await?;
+    dest.defer(resume, until, reason, now)?;
+    if save_or_yield(deps, dest).await? {
+        tracing::info!(%until, resume = %resume, "deferred");
     }
     Ok(())
 }

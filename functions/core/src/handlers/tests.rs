@@ -15,9 +15,9 @@ use super::{create_container, ingest, poll_status, publish};
 use crate::account::{Account, AccountStatus, LoginFlavour};
 use crate::clock::FixedClock;
 use crate::deps::{Ingest, Pipeline};
-use crate::graph::{ContainerSpec, ContainerStatus, GraphApi, GraphError, MediaSummary};
+use crate::graph::{ContainerSpec, ContainerStatus, GraphApi, GraphError, MediaSummary, PublishingLimit};
 use crate::polling::PollPolicy;
-use crate::post::{DestState, Destination, MediaItem, MediaKind, Post, PostRequest};
+use crate::post::{DestState, Destination, MediaItem, MediaKind, Placement, Post, PostOptions, PostRequest, ReelOptions};
 use crate::scheduler::{MemoryScheduler, PollInput, ScheduleTarget};
 use crate::sources::standard_webhooks::StandardWebhookVerifier;
 use crate::store::{Created, Delivery, MemoryStore, PostStore};
@@ -34,6 +34,11 @@ struct ScriptedGraph {
     publishes: Mutex<VecDeque<Result<String, GraphError>>>,
     create_error: Mutex<Option<GraphError>>,
     recent: Mutex<Vec<MediaSummary>>,
+    quota: Mutex<Option<PublishingLimit>>,
+    comment_error: Mutex<Option<GraphError>>,
+    specs: Mutex<Vec<ContainerSpec>>,
+    comments: Mutex<Vec<String>>,
+    next_id: Mutex<u32>,
     calls: Mutex<Vec<String>>,
 }
 
@@ -48,12 +53,15 @@ impl ScriptedGraph {
 
 #[async_trait]
 impl GraphApi for ScriptedGraph {
-    async fn create_container(&self, _: &Account, _: &SecretString, _: &ContainerSpec) -> Result<String, GraphError> {
+    async fn create_container(&self, _: &Account, _: &SecretString, spec: &ContainerSpec) -> Result<String, GraphError> {
         self.calls.lock().unwrap().push("create".into());
-        match self.create_error.lock().unwrap().clone() {
-            Some(err) => Err(err),
-            None => Ok("C1".into()),
+        if let Some(err) = self.create_error.lock().unwrap().clone() {
+            return Err(err);
         }
+        self.specs.lock().unwrap().push(spec.clone());
+        let mut next = self.next_id.lock().unwrap();
+        *next += 1;
+        Ok(format!("C{next}"))
     }
     async fn container_status(&self, _: &Account, _: &SecretString, _: &str) -> Result<ContainerStatus, GraphError> {
         self.calls.lock().unwrap().push("status".into());
@@ -67,9 +75,21 @@ impl GraphApi for ScriptedGraph {
         self.calls.lock().unwrap().push("permalink".into());
         Ok(format!("https://www.instagram.com/p/{media_id}/"))
     }
-    async fn recent_media(&self, _: &Account, _: &SecretString) -> Result<Vec<MediaSummary>, GraphError> {
+    async fn recent_media(&self, _: &Account, _: &SecretString, _: bool) -> Result<Vec<MediaSummary>, GraphError> {
         self.calls.lock().unwrap().push("recent".into());
         Ok(self.recent.lock().unwrap().clone())
+    }
+    async fn publishing_limit(&self, _: &Account, _: &SecretString) -> Result<PublishingLimit, GraphError> {
+        self.calls.lock().unwrap().push("quota".into());
+        Ok(self.quota.lock().unwrap().unwrap_or(PublishingLimit { usage: 0, total: 100, window_secs: 86_400 }))
+    }
+    async fn comment(&self, _: &Account, _: &SecretString, _: &str, message: &str) -> Result<String, GraphError> {
+        self.calls.lock().unwrap().push("comment".into());
+        if let Some(err) = self.comment_error.lock().unwrap().clone() {
+            return Err(err);
+        }
+        self.comments.lock().unwrap().push(message.into());
+        Ok("K1".into())
     }
 }
 
@@ -110,6 +130,10 @@ async fn stored_post(w: &World, kind: MediaKind, publish_at: Option<OffsetDateTi
         publish_at,
         ..PostRequest::default()
     };
+    store_request(w, request).await
+}
+
+async fn store_request(w: &World, request: PostRequest) -> DestinationKey {
     let post = Post::new("P1".into(), "generic", "msg_1", request, NOW);
     let delivery = Delivery { source: "generic".into(), event_id: "msg_1".into(), post_id: "P1".into(), expires_at: 0 };
     assert_eq!(w.store.create_post(&delivery, &post, &post.destinations(NOW)).await.unwrap(), Created::New);
@@ -288,16 +312,6 @@ async fn an_error_container_fails_with_metas_status_text() {
 }
 
 #[tokio::test]
-async fn an_expired_container_fails() {
-    let w = world().await;
-    let key = stored_post(&w, MediaKind::Video, None).await;
-    create_container::start(&w.deps, key).await.unwrap();
-    w.graph.statuses([ContainerStatus::Expired]);
-    poll_status::handle(&w.deps, poll(1)).await.unwrap();
-    assert!(dest(&w).await.failure.unwrap().reason.contains("expired"));
-}
-
-#[tokio::test]
 async fn past_the_deadline_a_container_fails_as_a_timeout() {
     let w = world().await;
     let key = stored_post(&w, MediaKind::Video, None).await;
@@ -396,7 +410,14 @@ async fn an_expired_token_fails_the_destination_and_says_to_reconnect() {
 // ---- ingest ----
 
 fn ingest_deps(store: Arc<MemoryStore>, now: OffsetDateTime) -> Ingest {
-    Ingest { store, clock: Arc::new(FixedClock(now)), generic: StandardWebhookVerifier::new(SECRET).unwrap(), sources: Default::default() }
+    Ingest {
+        store,
+        clock: Arc::new(FixedClock(now)),
+        generic: StandardWebhookVerifier::new(SECRET).unwrap(),
+        api_keys: Arc::new(crate::api_keys::MemoryApiKeys::default()),
+        scheduler: Arc::new(MemoryScheduler::default()),
+        sources: Default::default(),
+    }
 }
 
 fn signed(body: &str, id: &str, ts: i64, secret: &str) -> Request {
@@ -471,4 +492,187 @@ async fn a_future_publish_at_makes_a_scheduled_post() {
     let body = GOOD.replace("}]", r#"}],"publish_at":"2026-11-23T12:00:00Z""#);
     let response = ingest::handle(&deps, signed(&body, "msg_s", NOW.unix_timestamp(), SECRET)).await;
     assert_eq!(body_json(&response)["state"], "SCHEDULED");
+}
+
+// ---- the publishing surface ----
+
+fn carousel_request(kinds: &[MediaKind]) -> PostRequest {
+    PostRequest {
+        caption: "Autumn sale".into(),
+        media: kinds.iter().enumerate().map(|(i, k)| MediaItem::new(format!("https://cdn.example.com/{i}"), *k)).collect(),
+        accounts: vec![ACCOUNT.into()],
+        ..PostRequest::default()
+    }
+}
+
+#[tokio::test]
+async fn a_carousel_makes_its_children_then_its_parent_once_they_are_finished() {
+    let w = world().await;
+    let key = store_request(&w, carousel_request(&[MediaKind::Image, MediaKind::Video, MediaKind::Image])).await;
+    // Inline checks are skipped (a carousel waits like a video): the children exist, no parent yet.
+    create_container::start(&w.deps, key.clone()).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!(d.children, ["C1", "C2", "C3"]);
+    assert_eq!((d.state, d.container_id.clone(), d.poll_attempt), (DestState::Processing, None, 1));
+    {
+        let specs = w.graph.specs.lock().unwrap();
+        assert!(specs.iter().all(|s| s.is_carousel_item && s.caption.is_none()));
+        assert_eq!(specs[1].media_type, Some("VIDEO"));
+        assert!(specs[1].video_url.is_some() && specs[0].image_url.is_some());
+    }
+    // Poll 1: the video child is still processing.
+    w.graph.statuses([ContainerStatus::Finished, ContainerStatus::InProgress]);
+    poll_status::handle(&w.deps, poll(1)).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.children_ready, d.container_id.clone(), d.poll_attempt), (1, None, 2));
+    // Poll 2: children finished, so the parent is made (with the caption) and checked.
+    w.graph.statuses([ContainerStatus::Finished, ContainerStatus::Finished, ContainerStatus::Finished]);
+    poll_status::handle(&w.deps, poll(2)).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.container_id.as_deref()), (DestState::Ready, Some("C4")));
+    let parent = w.graph.specs.lock().unwrap()[3].clone();
+    assert_eq!((parent.media_type, parent.children.as_deref(), parent.caption.as_deref()), (Some("CAROUSEL"), Some("C1,C2,C3"), Some("Autumn sale")));
+    // Five status reads in all: child 1 once, child 2 twice, child 3 once, the parent once.
+    assert_eq!(w.graph.calls("status"), 5);
+}
+
+#[tokio::test]
+async fn a_carousel_child_that_fails_processing_fails_the_post_naming_the_item() {
+    let w = world().await;
+    let key = store_request(&w, carousel_request(&[MediaKind::Image, MediaKind::Image])).await;
+    create_container::start(&w.deps, key).await.unwrap();
+    w.graph.statuses([ContainerStatus::Finished, ContainerStatus::Error("Error: unsupported image (2207005)".into())]);
+    poll_status::handle(&w.deps, poll(1)).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!(d.state, DestState::Failed);
+    assert!(d.failure.unwrap().reason.contains("carousel item 2"));
+}
+
+#[tokio::test]
+async fn stories_and_reels_get_their_own_container_parameters() {
+    let w = world().await;
+    let mut story = carousel_request(&[MediaKind::Video]);
+    story.options.placement = Placement::Story;
+    story.caption = "ignored for stories".into();
+    store_request(&w, story.clone()).await;
+    let post = w.store.get_post("P1").await.unwrap().unwrap();
+    let spec = ContainerSpec::single(&post);
+    assert_eq!((spec.media_type, spec.caption.as_deref(), spec.video_url.is_some()), (Some("STORIES"), None, true));
+
+    let mut reel = carousel_request(&[MediaKind::Video]);
+    reel.options = PostOptions {
+        reel: Some(ReelOptions { cover_url: Some("https://cdn.example.com/c.jpg".into()), thumb_offset: Some(1500), share_to_feed: Some(false), audio_name: Some("Original".into()) }),
+        location_id: Some("123".into()),
+        collaborators: vec!["ana".into()],
+        ..PostOptions::default()
+    };
+    let post = Post::new("P2".into(), "generic", "m2", reel, NOW);
+    let json = serde_json::to_value(ContainerSpec::single(&post)).unwrap();
+    assert_eq!(json["media_type"], "REELS");
+    assert_eq!(json["share_to_feed"], false);
+    assert_eq!(json["thumb_offset"], 1500);
+    assert_eq!(json["collaborators"], serde_json::json!(["ana"]));
+    assert!(json.get("is_carousel_item").is_none(), "false flags are left out");
+}
+
+#[tokio::test]
+async fn a_refused_token_parks_the_destination_until_the_account_is_connected_again() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Image, None).await;
+    set_state(&w, DestState::Ready).await;
+    w.graph.publishes.lock().unwrap().push_back(Err(GraphError::from_response(
+        400,
+        br#"{"error":{"message":"Error validating access token: Session has expired","code":190,"error_subcode":463}}"#,
+    )));
+    publish::publish(&w.deps, key.clone()).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.resume_state), (DestState::AwaitingAuth, Some(DestState::Ready)));
+    assert!(d.failure.as_ref().unwrap().reason.contains("connected again"));
+    assert_eq!(w.store.get_account(ACCOUNT).await.unwrap().unwrap().status, AccountStatus::NeedsReauth);
+    // Another post of the same account waits without calling Instagram.
+    let calls = w.graph.calls.lock().unwrap().len();
+    publish::publish(&w.deps, key.clone()).await.unwrap();
+    assert_eq!(w.graph.calls.lock().unwrap().len(), calls);
+    // A new token is stored: the destination goes back to READY and publishes.
+    assert_eq!(super::reauth::resume_account(&w.deps, ACCOUNT).await.unwrap(), 1);
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.failure.clone()), (DestState::Ready, None));
+    publish::publish(&w.deps, key).await.unwrap();
+    assert_eq!(dest(&w).await.state, DestState::Published);
+}
+
+#[tokio::test]
+async fn a_used_up_quota_defers_the_destination_and_poll_status_wakes_it() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Image, None).await;
+    set_state(&w, DestState::Ready).await;
+    *w.graph.quota.lock().unwrap() = Some(PublishingLimit { usage: 50, total: 50, window_secs: 86_400 });
+    publish::publish(&w.deps, key.clone()).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.resume_state, d.poll_attempt), (DestState::Deferred, Some(DestState::Ready), 1));
+    assert_eq!(d.deferred_until, Some(NOW + w.deps.polling.quota_recheck));
+    assert!(d.history.last().unwrap().note.as_deref().unwrap().contains("50 of 50"));
+    assert_eq!(w.graph.calls("publish"), 0);
+    assert_eq!(w.scheduler.schedules.lock().unwrap()[0].at, NOW + w.deps.polling.quota_recheck);
+    // The wake-up poll sends it back to READY (the stream then hands it to publish).
+    poll_status::handle(&w.deps, poll(1)).await.unwrap();
+    assert_eq!(dest(&w).await.state, DestState::Ready);
+}
+
+#[tokio::test]
+async fn the_first_comment_follows_publishing_and_its_failure_does_not_fail_the_post() {
+    for fails in [false, true] {
+        let w = world().await;
+        let mut request = carousel_request(&[MediaKind::Image]);
+        request.options.first_comment = Some("#autumn #sale".into());
+        let key = store_request(&w, request).await;
+        set_state(&w, DestState::Ready).await;
+        if fails {
+            *w.graph.comment_error.lock().unwrap() = Some(GraphError::from_response(400, br#"{"error":{"message":"Permissions error","code":200}}"#));
+        }
+        publish::publish(&w.deps, key).await.unwrap();
+        let d = dest(&w).await;
+        assert_eq!(d.state, DestState::Published);
+        if fails {
+            assert!(d.first_comment_error.unwrap().contains("Permissions error"));
+        } else {
+            assert_eq!(d.first_comment_id.as_deref(), Some("K1"));
+            assert_eq!(*w.graph.comments.lock().unwrap(), ["#autumn #sale"]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_expired_container_is_made_again_once_then_fails() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Video, None).await;
+    create_container::start(&w.deps, key.clone()).await.unwrap();
+    w.graph.statuses([ContainerStatus::Expired]);
+    poll_status::handle(&w.deps, poll(1)).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.container_id.clone(), d.recreated), (DestState::Queued, None, true));
+    // The stream hands the QUEUED destination to create-container again.
+    create_container::start(&w.deps, key).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.container_id.as_deref()), (DestState::Processing, Some("C2")));
+    w.graph.statuses([ContainerStatus::Expired]);
+    poll_status::handle(&w.deps, poll(1)).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!(d.state, DestState::Failed);
+    assert!(d.failure.unwrap().reason.contains("twice"));
+}
+
+#[tokio::test]
+async fn a_container_refused_at_publish_is_checked_then_made_again() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Image, None).await;
+    set_state(&w, DestState::Ready).await;
+    w.graph.publishes.lock().unwrap().push_back(Err(GraphError::from_response(
+        400,
+        br#"{"error":{"message":"Create media has failed","code":-1,"error_subcode":2207032}}"#,
+    )));
+    w.graph.statuses([ContainerStatus::Finished]);
+    publish::publish(&w.deps, key).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.recreated, d.container_id.clone()), (DestState::Queued, true, None));
 }

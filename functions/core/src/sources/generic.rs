@@ -127,6 +127,33 @@ mod tests {
     }
 
     #[test]
+    fn options_parse_and_their_rules_hold() {
+        let r = parse(
+            br##"{"caption":"c","media":[{"url":"https://x.example/a.jpg","type":"image","alt_text":"a red coat",
+                "user_tags":[{"username":"ana","x":0.5,"y":0.5}]},{"url":"https://x.example/b.mp4","type":"video"}],
+                "accounts":["1"],"options":{"first_comment":"#more #tags","location_id":"123","collaborators":["bo"]}}"##,
+        )
+        .unwrap();
+        assert_eq!(r.media.len(), 2);
+        assert_eq!(r.options.first_comment.as_deref(), Some("#more #tags"));
+        let refused = |body: &str| error(body).field.unwrap_or_default();
+        let one = |item: &str, options: &str| format!(r#"{{"media":[{item}],"accounts":["1"],"options":{options}}}"#);
+        let image = r#"{"url":"https://x.example/a.jpg","type":"image"}"#;
+        let video = r#"{"url":"https://x.example/a.mp4","type":"video"}"#;
+        assert_eq!(refused(&one(image, r#"{"reel":{"share_to_feed":true}}"#)), "options.reel");
+        assert_eq!(refused(&one(video, r#"{"placement":"story","collaborators":["a"]}"#)), "options.collaborators");
+        assert_eq!(refused(&one(&format!("{image},{image}"), r#"{"placement":"story"}"#)), "media");
+        assert_eq!(refused(&one(r#"{"url":"https://x.example/a.mp4","type":"video","alt_text":"x"}"#, "{}")), "media[0].alt_text");
+        assert_eq!(refused(&one(r#"{"url":"https://x.example/a.jpg","type":"image","user_tags":[{"username":"a"}]}"#, "{}")), "media[0].user_tags[0]");
+        assert_eq!(refused(&one(image, r#"{"collaborators":["a","b","c","d"]}"#)), "options.collaborators");
+        let eleven = vec![image; 11].join(",");
+        assert_eq!(refused(&one(&eleven, "{}")), "media");
+        assert_eq!(refused(&one(image, r#"{"placement":"reel"}"#)), "options.placement");
+        assert!(parse(one(video, r#"{"reel":{"cover_url":"https://x.example/c.jpg","thumb_offset":1500,"share_to_feed":false,"audio_name":"Original"}}"#).as_bytes()).is_ok());
+        assert!(parse(one(video, r#"{"placement":"story"}"#).as_bytes()).is_ok());
+    }
+
+    #[test]
     fn broken_json_is_a_400_without_a_field() {
         for body in ["", "{", "[]", "null", "{\"caption\":", "{} {}", r#"["",[],[]]"#] {
             let e = error(body);

@@ -1,0 +1,51 @@
+//! Helpers shared by the end-to-end tests: a stack of their own, and signed sends.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::time::Duration;
+
+use graph_sim::SimConfig;
+use instapipe_local::LocalStack;
+use instapipe_local::settings::Settings;
+use serde_json::{Value, json};
+
+pub const ACCOUNT: &str = "17841400000000001";
+pub const TOKEN: &str = "IGAA-integration-token";
+
+/// A stack with waits in (fractions of) seconds and the test account registered.
+pub async fn stack(sim: SimConfig) -> LocalStack {
+    // Handler logs show with a failing test's output.
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,instapipe_core=info").try_init();
+    let mut settings = Settings::for_tests();
+    settings
+        .set("POLL_INLINE_CHECKS_MS", "200,300,500")
+        .set("POLL_INTERVAL_SECS", "1")
+        .set("POLL_MAX_INTERVAL_SECS", "2")
+        .set("GRAPH_API_TIMEOUT_MS", "2000");
+    let stack = LocalStack::start(settings, sim).await.expect("the local stack starts (did `make deps` run?)");
+    stack.add_account(ACCOUNT, TOKEN).await.unwrap();
+    stack
+}
+
+pub fn fast_sim() -> SimConfig {
+    SimConfig { image_delay: Duration::from_millis(300), video_delay: Duration::from_secs(3), ..SimConfig::default() }
+}
+
+pub fn post(caption: &str, url: &str, kind: &str) -> Value {
+    json!({ "caption": caption, "media": [{ "url": url, "type": kind }], "accounts": [ACCOUNT] })
+}
+
+pub async fn send(stack: &LocalStack, body: &Value, webhook_id: &str) -> (u16, Value) {
+    let response = stack.send_generic(&body.to_string(), webhook_id).await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// Sends and returns the new post's id, asserting it was accepted.
+pub async fn accepted(stack: &LocalStack, body: &Value, webhook_id: &str) -> String {
+    let (status, answer) = send(stack, body, webhook_id).await;
+    assert_eq!(status, 202, "{answer}");
+    answer["post_id"].as_str().unwrap().to_string()
+}
+
+pub fn published_with(stack: &LocalStack, caption: &str) -> Vec<graph_sim::PublishedMedia> {
+    stack.sim.as_ref().unwrap().published().into_iter().filter(|m| m.caption.as_deref() == Some(caption)).collect()
+}
