@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
 
+use crate::api_keys::{ApiKeys, DynamoApiKeys};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -42,6 +43,9 @@ pub struct Ingest {
     pub store: Arc<dyn PostStore>,
     pub clock: Arc<dyn Clock>,
     pub generic: StandardWebhookVerifier,
+    /// The posts API: its keys, and the schedules it deletes and replaces (cancel, reschedule).
+    pub api_keys: Arc<dyn ApiKeys>,
+    pub scheduler: Arc<dyn Scheduler>,
     /// Shopify, Contentful, WordPress and EventBridge: verifiers, routing, asset resolver.
     pub sources: SourceDeps,
 }
@@ -57,6 +61,8 @@ impl Ingest {
             store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), &config.table_name)),
             clock: Arc::new(SystemClock),
             generic: StandardWebhookVerifier::new(generic)?,
+            api_keys: Arc::new(DynamoApiKeys::new(clients.dynamodb.clone(), &config.table_name)),
+            scheduler: Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), config)),
             sources: SourceDeps::load(&secrets, &config.webhook_secrets_name, config)?,
         })
     }

@@ -2,6 +2,7 @@
 //! Lambda entry points and the local stack both run.
 
 pub mod account;
+pub mod api_keys;
 pub mod account_api;
 pub mod clock;
 pub mod config;

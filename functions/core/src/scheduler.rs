@@ -49,7 +49,7 @@ pub struct OneTimeSchedule {
 impl OneTimeSchedule {
     pub fn start(input: StartInput, at: OffsetDateTime) -> Self {
         OneTimeSchedule {
-            name: format!("start-{}-{}", input.post_id, input.account_id),
+            name: Self::start_name(&input.post_id, &input.account_id),
             at,
             target: ScheduleTarget::CreateContainer,
             input: serde_json::to_value(input).expect("plain struct"),
@@ -58,16 +58,29 @@ impl OneTimeSchedule {
 
     /// Retry `retry` of a start whose container creation failed transiently.
     pub fn retry_start(input: StartInput, retry: u32, at: OffsetDateTime) -> Self {
-        OneTimeSchedule { name: format!("start-{}-{}-r{retry}", input.post_id, input.account_id), ..Self::start(input, at) }
+        OneTimeSchedule { name: Self::retry_start_name(&input.post_id, &input.account_id, retry), ..Self::start(input, at) }
     }
 
     pub fn poll(input: PollInput, at: OffsetDateTime) -> Self {
         OneTimeSchedule {
-            name: format!("poll-{}-{}-{}", input.post_id, input.account_id, input.attempt),
+            name: Self::poll_name(&input.post_id, &input.account_id, input.attempt),
             at,
             target: ScheduleTarget::PollStatus,
             input: serde_json::to_value(input).expect("plain struct"),
         }
+    }
+
+    /// Names, so that a schedule can be found again (to delete it) without its time.
+    pub fn start_name(post_id: &str, account_id: &str) -> String {
+        format!("start-{post_id}-{account_id}")
+    }
+
+    pub fn retry_start_name(post_id: &str, account_id: &str, retry: u32) -> String {
+        format!("start-{post_id}-{account_id}-r{retry}")
+    }
+
+    pub fn poll_name(post_id: &str, account_id: &str, attempt: u32) -> String {
+        format!("poll-{post_id}-{account_id}-{attempt}")
     }
 
     /// `at(yyyy-mm-ddThh:mm:ss)` in UTC, rounded up to the next whole second.
@@ -94,6 +107,8 @@ pub fn parse_at_expression(expression: &str) -> Option<OffsetDateTime> {
 pub trait Scheduler: Send + Sync {
     /// Creates the schedule; one that already exists under that name counts as success.
     async fn schedule_once(&self, schedule: &OneTimeSchedule) -> Result<()>;
+    /// Deletes the schedule; one that does not exist (fired, or never made) counts as deleted.
+    async fn delete(&self, name: &str) -> Result<()>;
 }
 
 /// Scheduler names are at most 64 characters of `[0-9a-zA-Z-_.]`.
@@ -165,6 +180,15 @@ impl Scheduler for EventBridgeScheduler {
             Err(err) => Err(Error::aws("Scheduler CreateSchedule", err)),
         }
     }
+
+    async fn delete(&self, name: &str) -> Result<()> {
+        check_name(name)?;
+        match self.client.delete_schedule().group_name(&self.group).name(name).send().await {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(()),
+            Err(err) => Err(Error::aws("Scheduler DeleteSchedule", err)),
+        }
+    }
 }
 
 /// Keeps schedules in memory (unit tests).
@@ -181,6 +205,12 @@ impl Scheduler for MemoryScheduler {
         if !list.iter().any(|s| s.name == schedule.name) {
             list.push(schedule.clone());
         }
+        Ok(())
+    }
+
+    async fn delete(&self, name: &str) -> Result<()> {
+        check_name(name)?;
+        self.schedules.lock().unwrap().retain(|s| s.name != name);
         Ok(())
     }
 }
@@ -209,5 +239,18 @@ mod tests {
         check_name(&s.name).unwrap();
         assert!(check_name(&"x".repeat(65)).is_err());
         assert!(check_name("poll#1").is_err());
+    }
+
+    #[tokio::test]
+    async fn deleting_removes_the_schedule_and_a_missing_one_counts_as_deleted() {
+        let scheduler = MemoryScheduler::default();
+        let input = StartInput { post_id: "01KAB".into(), account_id: "1784".into() };
+        scheduler.schedule_once(&OneTimeSchedule::start(input.clone(), datetime!(2026-11-23 10:00 UTC))).await.unwrap();
+        scheduler.schedule_once(&OneTimeSchedule::retry_start(input, 1, datetime!(2026-11-23 10:00 UTC))).await.unwrap();
+        scheduler.delete(&OneTimeSchedule::start_name("01KAB", "1784")).await.unwrap();
+        let names: Vec<_> = scheduler.schedules.lock().unwrap().iter().map(|s| s.name.clone()).collect();
+        assert_eq!(names, [OneTimeSchedule::retry_start_name("01KAB", "1784", 1)]);
+        scheduler.delete("start-01KAB-1784").await.unwrap();
+        assert!(scheduler.delete("bad#name").await.is_err());
     }
 }

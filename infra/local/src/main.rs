@@ -92,6 +92,10 @@ async fn run() -> Result<(), String> {
         stack.webhook_url());
     println!("Or sign and send any post request, at any time:");
     println!("  echo '{sample}' | cargo run -q -p instapipe-local -- send\n");
+    // The demo key is public (README); a key of your own is not printed.
+    let key = if settings.api_key == instapipe_local::settings::DEMO_API_KEY { settings.api_key.as_str() } else { "$INSTAPIPE_API_KEY" };
+    println!("Posts API (contract at {}/openapi.yaml):", stack.base_url);
+    println!("  curl -s '{}?limit=5' -H \"Authorization: Bearer {key}\"\n", stack.posts_url());
     println!("State changes of every post follow. Press Ctrl-C to stop.");
     let watch = async {
         loop {

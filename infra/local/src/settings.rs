@@ -42,11 +42,15 @@ pub struct Settings {
     pub demo_token: String,
     /// `INSTAPIPE_GENERIC_SECRET`: Standard Webhooks secret of `/webhooks/generic`.
     pub generic_secret: String,
+    /// `INSTAPIPE_API_KEY`: the posts API key the stack registers (by its SHA-256 hash).
+    pub api_key: String,
     /// Handler variables (`POLL_*`, `GRAPH_API_*`, ...), over the local defaults.
     pub handler_vars: HashMap<String, String>,
 }
 
 pub const DEMO_SECRET: &str = "whsec_bG9jYWwtZGVtby1zZWNyZXQtZm9yLWluc3RhcGlwZQ==";
+/// The local stack's posts API key unless `INSTAPIPE_API_KEY` gives another (local use only).
+pub const DEMO_API_KEY: &str = "ipk_local_demo_key_0123456789abcdef";
 
 impl Settings {
     pub fn from_env() -> Result<Settings, String> {
@@ -69,6 +73,7 @@ impl Settings {
             demo_account: var("INSTAPIPE_DEMO_ACCOUNT").unwrap_or_else(|| "17841400000000001".into()),
             demo_token: var("INSTAPIPE_DEMO_TOKEN").unwrap_or_else(|| "IGAA-local-demo-token".into()),
             generic_secret: var("INSTAPIPE_GENERIC_SECRET").unwrap_or_else(|| DEMO_SECRET.into()),
+            api_key: var("INSTAPIPE_API_KEY").unwrap_or_else(|| DEMO_API_KEY.into()),
             handler_vars,
         })
     }
@@ -85,6 +90,7 @@ impl Settings {
             demo_account: "17841400000000001".into(),
             demo_token: "IGAA-test-token".into(),
             generic_secret: DEMO_SECRET.into(),
+            api_key: DEMO_API_KEY.into(),
             handler_vars: HashMap::new(),
         }
     }

@@ -12,6 +12,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 use graph_sim::{GraphSim, SimConfig};
 use instapipe_core::account::{Account, AccountStatus, LoginFlavour};
+use instapipe_core::api_keys::{self, DynamoApiKeys};
 use instapipe_core::config::Config;
 use instapipe_core::deps::{AwsClients, Ingest, Pipeline};
 use instapipe_core::post::Destination;
@@ -115,6 +116,10 @@ impl LocalStack {
             .map_err(err("CreateScheduleGroup"))?;
         let secrets = serde_json::json!({ generic::SOURCE: settings.generic_secret }).to_string();
         put_secret(&clients.secrets, &config.webhook_secrets_name, &secrets).await?;
+        DynamoApiKeys::new(clients.dynamodb.clone(), &config.table_name)
+            .register(&api_keys::hash(&settings.api_key), "local stack")
+            .await
+            .map_err(|e| e.to_string())?;
 
         let pipeline = Arc::new(Pipeline::new(&clients, &config).map_err(|e| e.to_string())?);
         let ingest = Arc::new(Ingest::new(&clients, &config).await.map_err(|e| e.to_string())?);
@@ -179,6 +184,11 @@ impl LocalStack {
         instapipe_core::handlers::reauth::resume_account(self.functions.pipeline(), account_id)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    /// Where the posts API answers (`/posts`).
+    pub fn posts_url(&self) -> String {
+        format!("{}/posts", self.base_url)
     }
 
     pub fn webhook_url(&self) -> String {

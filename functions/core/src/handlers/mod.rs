@@ -5,6 +5,7 @@ pub mod create_container;
 pub mod ingest;
 pub mod ingest_event;
 pub mod poll_status;
+pub mod posts_api;
 pub mod publish;
 pub mod reauth;
 pub mod source_webhooks;

@@ -160,6 +160,38 @@ impl PostStore for DynamoStore {
         }
     }
 
+    async fn save_post_edit(&self, post: &Post, destinations: &mut [Destination]) -> Result<()> {
+        let pk = keys::post(&post.post_id);
+        let mut writes = vec![self.put(item(post, pk.clone(), keys::POST_META.into())?, "attribute_exists(pk)")?];
+        let mut saved = Vec::with_capacity(destinations.len());
+        for d in destinations.iter() {
+            let mut next = d.clone();
+            next.version += 1;
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item(&next, pk.clone(), keys::destination(&next.account_id))?))
+                .condition_expression("version = :read")
+                .expression_attribute_values(":read", AttributeValue::N(d.version.to_string()))
+                .build()
+                .map_err(|e| Error::aws("DynamoDB Put", e))?;
+            writes.push(TransactWriteItem::builder().put(put).build());
+            saved.push(next);
+        }
+        let result = self.client.transact_write_items().set_transact_items(Some(writes)).send().await;
+        match result {
+            Ok(_) => {
+                for (d, next) in destinations.iter_mut().zip(saved) {
+                    *d = next;
+                }
+                Ok(())
+            }
+            Err(err) if matches!(err.as_service_error(), Some(TransactWriteItemsError::TransactionCanceledException(_))) => {
+                Err(Error::Conflict(format!("post {} or one of its destinations changed meanwhile", post.post_id)))
+            }
+            Err(err) => Err(Error::aws("DynamoDB TransactWriteItems", err)),
+        }
+    }
+
     async fn query_destinations(&self, query: &DestinationQuery) -> Result<Page<Destination>> {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;

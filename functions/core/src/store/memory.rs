@@ -78,6 +78,25 @@ impl PostStore for MemoryStore {
         }
     }
 
+    async fn save_post_edit(&self, post: &Post, destinations: &mut [Destination]) -> Result<()> {
+        let mut t = self.inner.lock().unwrap();
+        if !t.posts.contains_key(&post.post_id) {
+            return Err(Error::Conflict(format!("post {} does not exist", post.post_id)));
+        }
+        for d in destinations.iter() {
+            let stored = t.destinations.get(&(d.post_id.clone(), d.account_id.clone()));
+            if stored.is_none_or(|s| s.version != d.version) {
+                return Err(Error::Conflict(format!("destination {}/{}", d.post_id, d.account_id)));
+            }
+        }
+        t.posts.insert(post.post_id.clone(), post.clone());
+        for d in destinations.iter_mut() {
+            d.version += 1;
+            t.destinations.insert((d.post_id.clone(), d.account_id.clone()), d.clone());
+        }
+        Ok(())
+    }
+
     async fn query_destinations(&self, query: &DestinationQuery) -> Result<Page<Destination>> {
         let t = self.inner.lock().unwrap();
         let mut list: Vec<_> = t

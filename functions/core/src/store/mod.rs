@@ -94,6 +94,10 @@ pub trait PostStore: DeliveryLog + Send + Sync {
     /// Stores `destination` if the stored version is still `destination.version`, then bumps
     /// the version. Fails with [`Error::Conflict`](crate::Error::Conflict) when it is not.
     async fn save_destination(&self, destination: &mut Destination) -> Result<()>;
+    /// Replaces an existing post's content and saves `destinations` in one transaction, each
+    /// conditional on its version as [`save_destination`](Self::save_destination) is: all or
+    /// nothing, so no step sees the new post with an old destination or the reverse.
+    async fn save_post_edit(&self, post: &Post, destinations: &mut [Destination]) -> Result<()>;
     /// Destinations by account and/or state (indexes), newest first.
     async fn query_destinations(&self, query: &DestinationQuery) -> Result<Page<Destination>>;
     async fn get_account(&self, account_id: &str) -> Result<Option<Account>>;

@@ -1,0 +1,505 @@
+//! The posts API against the in-memory store and scheduler, through `ingest::handle` as the
+//! Function URL calls it.
+
+use std::sync::Arc;
+
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+use super::{OPENAPI_YAML, ROUTES};
+use crate::account::{Account, AccountStatus, LoginFlavour};
+use crate::api_keys::MemoryApiKeys;
+use crate::clock::FixedClock;
+use crate::deps::Ingest;
+use crate::handlers::ingest;
+use crate::post::DestState;
+use crate::scheduler::{MemoryScheduler, OneTimeSchedule, StartInput};
+use crate::sources::standard_webhooks::StandardWebhookVerifier;
+use crate::store::{MemoryStore, PostStore};
+
+const KEY: &str = "ipk_test_0123456789abcdef0123456789abcdef";
+const ACCOUNT: &str = "17841400000000001";
+const OTHER: &str = "17841400000000002";
+const NOW: OffsetDateTime = datetime!(2026-11-23 10:00 UTC);
+const LATER: &str = "2026-11-23T12:00:00Z";
+
+struct Api {
+    deps: Ingest,
+    store: Arc<MemoryStore>,
+    scheduler: Arc<MemoryScheduler>,
+}
+
+async fn api() -> Api {
+    let store = Arc::new(MemoryStore::default());
+    for id in [ACCOUNT, OTHER] {
+        let account = Account { account_id: id.into(), login: LoginFlavour::Instagram, status: AccountStatus::Active, token_expires_at: None };
+        store.put_account(&account).await.unwrap();
+    }
+    let scheduler = Arc::new(MemoryScheduler::default());
+    let deps = Ingest {
+        store: store.clone(),
+        clock: Arc::new(FixedClock(NOW)),
+        generic: StandardWebhookVerifier::new("whsec_dGVzdC1zZWNyZXQtc3RhbmRhcmQtd2ViaG9va3MtMDE=").unwrap(),
+        api_keys: Arc::new(MemoryApiKeys::with_keys([KEY])),
+        scheduler: scheduler.clone(),
+        sources: Default::default(),
+    };
+    Api { deps, store, scheduler }
+}
+
+fn request(method: &str, uri: &str, body: Option<&str>) -> http::request::Builder {
+    let builder = http::Request::builder().method(method).uri(uri).header("authorization", format!("Bearer {KEY}"));
+    match body {
+        Some(_) => builder.header("content-type", "application/json"),
+        None => builder,
+    }
+}
+
+fn with_body(builder: http::request::Builder, body: Option<&str>) -> Request {
+    builder.body(body.map_or(Body::Empty, |b| Body::Binary(b.as_bytes().to_vec()))).unwrap()
+}
+
+impl Api {
+    async fn send(&self, request: Request) -> (u16, Value, Response<Body>) {
+        let response = ingest::handle(&self.deps, request).await;
+        let body = serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null);
+        (response.status().as_u16(), body, response)
+    }
+
+    async fn call(&self, method: &str, uri: &str, body: Option<&str>) -> (u16, Value) {
+        let (status, body, _) = self.send(with_body(request(method, uri, body), body)).await;
+        (status, body)
+    }
+
+    /// A post created through the API; returns its id.
+    async fn create(&self, body: Value) -> String {
+        let (status, answer) = self.call("POST", "/posts", Some(&body.to_string())).await;
+        assert_eq!(status, 201, "{answer}");
+        answer["post_id"].as_str().unwrap().to_string()
+    }
+
+    fn schedule_names(&self) -> Vec<String> {
+        self.scheduler.schedules.lock().unwrap().iter().map(|s| s.name.clone()).collect()
+    }
+
+    async fn set_state(&self, post_id: &str, account: &str, state: DestState) {
+        let mut d = self.store.get_destination(post_id, account).await.unwrap().unwrap();
+        d.state = state;
+        self.store.save_destination(&mut d).await.unwrap();
+    }
+}
+
+fn post_body(accounts: &[&str], publish_at: Option<&str>) -> Value {
+    let mut body = json!({
+        "caption": "Autumn sale #coats",
+        "media": [{ "url": "https://cdn.example.com/coat.jpg", "type": "image" }],
+        "accounts": accounts,
+    });
+    if let Some(at) = publish_at {
+        body["publish_at"] = json!(at);
+    }
+    body
+}
+
+// ---- create and read ----
+
+#[tokio::test]
+async fn a_post_is_created_read_back_and_an_idempotency_key_gives_the_same_post() {
+    let api = api().await;
+    let body = post_body(&[ACCOUNT, OTHER], Some(LATER)).to_string();
+    let keyed = || with_body(request("POST", "/posts", Some(&body)).header("idempotency-key", "order-1234"), Some(&body));
+    let (status, created, response) = api.send(keyed()).await;
+    assert_eq!(status, 201, "{created}");
+    let post_id = created["post_id"].as_str().unwrap();
+    assert_eq!(response.headers()["location"], format!("/posts/{post_id}").as_str());
+    assert_eq!(created["state"], "SCHEDULED");
+    assert_eq!(created["source"], "api");
+    assert_eq!(created["publish_at"], LATER);
+    assert_eq!(created["destinations"].as_array().unwrap().len(), 2);
+
+    let (status, again, response) = api.send(keyed()).await;
+    assert_eq!((status, &again["post_id"]), (200, &created["post_id"]), "{again}");
+    assert_eq!(response.headers()["idempotent-replayed"], "true");
+    assert_eq!(api.store.post_count(), 1);
+
+    // Without a key, the same body is another post.
+    api.create(post_body(&[ACCOUNT], None)).await;
+    api.create(post_body(&[ACCOUNT], None)).await;
+    assert_eq!(api.store.post_count(), 3);
+
+    let (status, read) = api.call("GET", &format!("/posts/{post_id}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(read["caption"], "Autumn sale #coats");
+    let d = &read["destinations"][0];
+    assert_eq!((d["account_id"].as_str(), d["state"].as_str()), (Some(ACCOUNT), Some("SCHEDULED")));
+    assert_eq!(d["container_id"], Value::Null);
+    assert_eq!(d["history"][0]["state"], "SCHEDULED");
+    assert_eq!(d["history"][0]["at"], "2026-11-23T10:00:00Z");
+}
+
+#[tokio::test]
+async fn the_view_shows_ids_permalink_and_failure() {
+    let api = api().await;
+    let post_id = api.create(post_body(&[ACCOUNT, OTHER], None)).await;
+    let mut d = api.store.get_destination(&post_id, ACCOUNT).await.unwrap().unwrap();
+    for s in [DestState::Processing, DestState::Ready, DestState::Publishing, DestState::Published] {
+        d.move_to(s, NOW, None).unwrap();
+    }
+    d.container_id = Some("C1".into());
+    d.media_id = Some("M1".into());
+    d.permalink = Some("https://www.instagram.com/p/M1/".into());
+    api.store.save_destination(&mut d).await.unwrap();
+    let mut other = api.store.get_destination(&post_id, OTHER).await.unwrap().unwrap();
+    other.fail(crate::post::Failure { reason: "media could not be fetched".into(), code: Some(9004), ..Default::default() }, NOW).unwrap();
+    api.store.save_destination(&mut other).await.unwrap();
+
+    let (_, read) = api.call("GET", &format!("/posts/{post_id}"), None).await;
+    assert_eq!(read["state"], "PARTIALLY_FAILED");
+    let published = &read["destinations"][0];
+    assert_eq!(published["container_id"], "C1");
+    assert_eq!(published["media_id"], "M1");
+    assert_eq!(published["permalink"], "https://www.instagram.com/p/M1/");
+    let states: Vec<_> = published["history"].as_array().unwrap().iter().map(|h| h["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["QUEUED", "PROCESSING", "READY", "PUBLISHING", "PUBLISHED"]);
+    assert_eq!(read["destinations"][1]["failure"], json!({ "reason": "media could not be fetched", "code": 9004 }));
+}
+
+// ---- keys and bad input ----
+
+#[tokio::test]
+async fn a_missing_or_wrong_key_is_401_and_writes_nothing() {
+    let api = api().await;
+    let body = post_body(&[ACCOUNT], None).to_string();
+    let without = |auth: Option<&str>| {
+        let mut b = http::Request::builder().method("POST").uri("/posts").header("content-type", "application/json");
+        if let Some(auth) = auth {
+            b = b.header("authorization", auth);
+        }
+        b.body(Body::Binary(body.as_bytes().to_vec())).unwrap()
+    };
+    let basic = format!("Basic {KEY}");
+    let bad = [None, Some("Bearer ipk_wrong"), Some(KEY), Some(basic.as_str()), Some("Bearer ")];
+    for auth in bad {
+        let (status, answer, response) = api.send(without(auth)).await;
+        assert_eq!(status, 401, "{auth:?}: {answer}");
+        assert_eq!(answer["error"]["code"], "unauthorized");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        assert!(!answer.to_string().contains("ipk_"), "the key is echoed: {answer}");
+    }
+    // Reads and unknown paths under /posts need the key too.
+    let get = http::Request::builder().uri("/posts/01KAT0000000000000000000AB").body(Body::Empty).unwrap();
+    assert_eq!(api.send(get).await.0, 401);
+    let nowhere = http::Request::builder().uri("/posts/x/y").body(Body::Empty).unwrap();
+    assert_eq!(api.send(nowhere).await.0, 401);
+    assert_eq!(api.store.post_count(), 0);
+    // The key is accepted case-insensitively as to the scheme.
+    let ok = http::Request::builder().uri("/posts").header("authorization", format!("bearer {KEY}")).body(Body::Empty).unwrap();
+    assert_eq!(api.send(ok).await.0, 200);
+}
+
+#[tokio::test]
+async fn bad_create_requests_get_their_error_and_write_nothing() {
+    let api = api().await;
+    let good = post_body(&[ACCOUNT], None).to_string();
+    let cases: Vec<(Request, u16, &str, Option<&str>)> = vec![
+        (with_body(request("POST", "/posts", Some("{")), Some("{\"caption\":")), 400, "invalid_body", None),
+        (
+            with_body(request("POST", "/posts", Some("")), Some(r#"{"media":[{"url":"https://a.example/x.jpg","type":"gif"}],"accounts":["1"]}"#)),
+            400,
+            "invalid_body",
+            Some("media[0].type"),
+        ),
+        (
+            with_body(request("POST", "/posts", Some("")), Some(r#"{"media":[{"url":"http://a.example/x.jpg","type":"image"}],"accounts":["1"]}"#)),
+            422,
+            "invalid_field",
+            Some("media[0].url"),
+        ),
+        (with_body(request("POST", "/posts", Some("")), Some(&post_body(&["999"], None).to_string())), 422, "unknown_account", Some("accounts[0]")),
+        (
+            with_body(request("POST", "/posts", Some("")), Some(&format!(r#"{{"caption":"{}"}}"#, "x".repeat(300_000)))),
+            413,
+            "body_too_large",
+            None,
+        ),
+        (
+            with_body(request("POST", "/posts", None).header("content-type", "text/plain"), Some(&good)),
+            415,
+            "unsupported_media_type",
+            None,
+        ),
+        (with_body(request("POST", "/posts", None), Some(&good)), 415, "unsupported_media_type", None),
+        (
+            with_body(request("POST", "/posts", Some("")).header("idempotency-key", "has space"), Some(&good)),
+            400,
+            "invalid_header",
+            Some("Idempotency-Key"),
+        ),
+    ];
+    for (request, status, code, field) in cases {
+        let (got, body, response) = api.send(request).await;
+        assert_eq!(got, status, "{body}");
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert_eq!(body["error"]["field"].as_str(), field, "{body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert_eq!(response.headers()["content-type"], "application/json");
+    }
+    assert_eq!(api.store.post_count(), 0);
+    assert!(api.schedule_names().is_empty());
+}
+
+#[tokio::test]
+async fn unknown_posts_and_routes_are_404_and_wrong_methods_405() {
+    let api = api().await;
+    for uri in ["/posts/01KAT0000000000000000000AB", "/posts/not-a-ulid", "/posts/x/y"] {
+        let (status, body) = api.call("GET", uri, None).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{uri}");
+    }
+    let (status, _) = api.call("DELETE", "/posts/01KAT0000000000000000000AB", None).await;
+    assert_eq!(status, 404);
+    let (status, _) = api.call("PATCH", "/posts/01KAT0000000000000000000AB", Some(r#"{"caption":"x"}"#)).await;
+    assert_eq!(status, 404);
+    let (status, body) = api.call("PUT", "/posts", None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")));
+    assert!(body["error"]["message"].as_str().unwrap().contains("POST"));
+}
+
+// ---- list ----
+
+#[tokio::test]
+async fn posts_are_listed_by_state_and_by_account_a_page_at_a_time() {
+    let api = api().await;
+    let scheduled = api.create(post_body(&[ACCOUNT, OTHER], Some(LATER))).await;
+    let mut queued = Vec::new();
+    for _ in 0..3 {
+        queued.push(api.create(post_body(&[ACCOUNT], None)).await);
+    }
+    let only_other = api.create(post_body(&[OTHER], None)).await;
+
+    // By state: the scheduled post once, although both its destinations match.
+    let (status, page) = api.call("GET", "/posts?state=SCHEDULED", None).await;
+    assert_eq!(status, 200, "{page}");
+    let ids: Vec<_> = page["posts"].as_array().unwrap().iter().map(|p| p["post_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [scheduled.as_str()]);
+    assert_eq!(page["next_cursor"], Value::Null);
+
+    // By account, one per page, following the cursor.
+    let mut seen = Vec::new();
+    let mut uri = format!("/posts?account={ACCOUNT}&limit=1");
+    loop {
+        let (status, page) = api.call("GET", &uri, None).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page["posts"].as_array().unwrap().len() <= 1);
+        for p in page["posts"].as_array().unwrap() {
+            seen.push(p["post_id"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => uri = format!("/posts?account={ACCOUNT}&limit=1&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let mut expected = queued.clone();
+    expected.push(scheduled.clone());
+    seen.sort();
+    expected.sort();
+    assert_eq!(seen, expected, "every post of the account once, and {only_other} not");
+
+    let (_, all) = api.call("GET", "/posts", None).await;
+    assert_eq!(all["posts"].as_array().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn bad_list_queries_are_400_naming_the_parameter() {
+    let api = api().await;
+    for (query, field) in [
+        ("state=DONE", "state"),
+        ("state=published", "state"),
+        ("account=abc", "account"),
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=ten", "limit"),
+        ("status=PUBLISHED", "status"),
+    ] {
+        let (status, body) = api.call("GET", &format!("/posts?{query}"), None).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!((body["error"]["code"].as_str(), body["error"]["field"].as_str()), (Some("invalid_query"), Some(field)), "{query}");
+    }
+}
+
+// ---- cancel ----
+
+#[tokio::test]
+async fn cancelling_a_scheduled_post_deletes_its_schedules_and_is_final() {
+    let api = api().await;
+    let post_id = api.create(post_body(&[ACCOUNT, OTHER], Some(LATER))).await;
+    let at = datetime!(2026-11-23 12:00 UTC);
+    let start = |account: &str| StartInput { post_id: post_id.clone(), account_id: account.into() };
+    api.deps.scheduler.schedule_once(&OneTimeSchedule::start(start(ACCOUNT), at)).await.unwrap();
+    api.deps.scheduler.schedule_once(&OneTimeSchedule::start(start(OTHER), at)).await.unwrap();
+    // OTHER's time came, its container creation failed once and a retry waits.
+    let mut other = api.store.get_destination(&post_id, OTHER).await.unwrap().unwrap();
+    other.create_retries = 1;
+    api.store.save_destination(&mut other).await.unwrap();
+    api.deps.scheduler.schedule_once(&OneTimeSchedule::retry_start(start(OTHER), 1, at)).await.unwrap();
+    // Somebody else's schedule stays.
+    api.deps.scheduler.schedule_once(&OneTimeSchedule::start(StartInput { post_id: "P2".into(), account_id: ACCOUNT.into() }, at)).await.unwrap();
+
+    let (status, body) = api.call("DELETE", &format!("/posts/{post_id}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "CANCELLED");
+    for d in body["destinations"].as_array().unwrap() {
+        assert_eq!(d["state"], "CANCELLED");
+        assert_eq!(d["history"].as_array().unwrap().last().unwrap()["note"], "cancelled through the posts API");
+    }
+    assert_eq!(api.schedule_names(), [format!("start-P2-{ACCOUNT}")]);
+
+    // Again: same answer; a cancelled post cannot be rescheduled.
+    let (status, body) = api.call("DELETE", &format!("/posts/{post_id}"), None).await;
+    assert_eq!((status, body["state"].as_str()), (200, Some("CANCELLED")));
+    let (status, body) = api.call("PATCH", &format!("/posts/{post_id}"), Some(r#"{"publish_at":"2026-11-24T09:00:00Z"}"#)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("already_final")), "{body}");
+}
+
+#[tokio::test]
+async fn cancelling_a_processing_post_deletes_its_poll() {
+    let api = api().await;
+    let post_id = api.create(post_body(&[ACCOUNT], None)).await;
+    let mut d = api.store.get_destination(&post_id, ACCOUNT).await.unwrap().unwrap();
+    d.move_to(DestState::Processing, NOW, None).unwrap();
+    d.poll_attempt = 2;
+    api.store.save_destination(&mut d).await.unwrap();
+    let poll = crate::scheduler::PollInput { post_id: post_id.clone(), account_id: ACCOUNT.into(), attempt: 2 };
+    api.deps.scheduler.schedule_once(&OneTimeSchedule::poll(poll, NOW)).await.unwrap();
+
+    let (status, body) = api.call("DELETE", &format!("/posts/{post_id}"), None).await;
+    assert_eq!((status, body["state"].as_str()), (200, Some("CANCELLED")), "{body}");
+    assert!(api.schedule_names().is_empty());
+}
+
+#[tokio::test]
+async fn a_post_publishing_or_published_cannot_be_cancelled_or_changed() {
+    let api = api().await;
+    for state in [DestState::Publishing, DestState::Published] {
+        let post_id = api.create(post_body(&[ACCOUNT, OTHER], Some(LATER))).await;
+        api.set_state(&post_id, ACCOUNT, state).await;
+        let (status, body) = api.call("DELETE", &format!("/posts/{post_id}"), None).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (409, Some("already_publishing")), "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(state.as_str()));
+        let (status, _) = api.call("PATCH", &format!("/posts/{post_id}"), Some(r#"{"caption":"new"}"#)).await;
+        assert_eq!(status, 409);
+        // Nothing was cancelled, not even the other account.
+        assert_eq!(api.store.get_destination(&post_id, OTHER).await.unwrap().unwrap().state, DestState::Scheduled);
+    }
+    let failed = api.create(post_body(&[ACCOUNT], None)).await;
+    api.set_state(&failed, ACCOUNT, DestState::Failed).await;
+    let (status, body) = api.call("DELETE", &format!("/posts/{failed}"), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("already_final")));
+}
+
+// ---- edit ----
+
+#[tokio::test]
+async fn rescheduling_replaces_the_start_schedule_and_notes_it() {
+    let api = api().await;
+    let post_id = api.create(post_body(&[ACCOUNT], Some(LATER))).await;
+    let old = datetime!(2026-11-23 12:00 UTC);
+    let input = StartInput { post_id: post_id.clone(), account_id: ACCOUNT.into() };
+    api.deps.scheduler.schedule_once(&OneTimeSchedule::start(input.clone(), old)).await.unwrap();
+
+    let (status, body) = api.call("PATCH", &format!("/posts/{post_id}"), Some(r#"{"publish_at":"2026-11-24T09:00:00+01:00"}"#)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["publish_at"], "2026-11-24T08:00:00Z");
+    assert_eq!(body["state"], "SCHEDULED");
+    let note = body["destinations"][0]["history"].as_array().unwrap().last().unwrap()["note"].clone();
+    assert_eq!(note, "rescheduled to 2026-11-24T08:00:00Z");
+
+    let new = datetime!(2026-11-24 08:00 UTC);
+    let schedules = api.scheduler.schedules.lock().unwrap().clone();
+    assert_eq!(schedules, [OneTimeSchedule::start(input, new)]);
+    let d = api.store.get_destination(&post_id, ACCOUNT).await.unwrap().unwrap();
+    assert_eq!((d.state, d.publish_at), (DestState::Scheduled, Some(new)));
+    assert_eq!(api.store.get_post(&post_id).await.unwrap().unwrap().publish_at, Some(new));
+}
+
+#[tokio::test]
+async fn a_past_time_starts_the_post_now_and_a_caption_can_be_edited() {
+    let api = api().await;
+    let post_id = api.create(post_body(&[ACCOUNT], Some(LATER))).await;
+    let (status, body) =
+        api.call("PATCH", &format!("/posts/{post_id}"), Some(r#"{"publish_at":"2026-11-01T00:00:00Z","caption":"Winter sale"}"#)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["caption"], "Winter sale");
+    let schedules = api.scheduler.schedules.lock().unwrap().clone();
+    assert_eq!(schedules.len(), 1);
+    assert_eq!(schedules[0].at, NOW, "a time in the past starts the post at once");
+    assert_eq!(api.store.get_post(&post_id).await.unwrap().unwrap().caption, "Winter sale");
+}
+
+#[tokio::test]
+async fn bad_edits_get_their_error_and_change_nothing() {
+    let api = api().await;
+    let post_id = api.create(post_body(&[ACCOUNT], Some(LATER))).await;
+    let uri = format!("/posts/{post_id}");
+    let cases: Vec<(Request, u16, &str, Option<&str>)> = vec![
+        (with_body(request("PATCH", &uri, Some("")), Some("{")), 400, "invalid_body", None),
+        (with_body(request("PATCH", &uri, Some("")), Some(r#"{"publish_at":"tomorrow"}"#)), 400, "invalid_body", Some("publish_at")),
+        (with_body(request("PATCH", &uri, Some("")), Some(r#"{"accounts":["1"]}"#)), 400, "invalid_body", Some("accounts")),
+        (with_body(request("PATCH", &uri, Some("")), Some("{}")), 422, "invalid_field", None),
+        (
+            with_body(request("PATCH", &uri, Some("")), Some(&json!({ "caption": "x".repeat(2201) }).to_string())),
+            422,
+            "invalid_field",
+            Some("caption"),
+        ),
+        (with_body(request("PATCH", &uri, None), Some(r#"{"caption":"x"}"#)), 415, "unsupported_media_type", None),
+    ];
+    for (request, status, code, field) in cases {
+        let (got, body, _) = api.send(request).await;
+        assert_eq!(got, status, "{body}");
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert_eq!(body["error"]["field"].as_str(), field, "{body}");
+    }
+    let post = api.store.get_post(&post_id).await.unwrap().unwrap();
+    assert_eq!(post.caption, "Autumn sale #coats");
+    assert_eq!(api.store.get_destination(&post_id, ACCOUNT).await.unwrap().unwrap().history.len(), 1);
+
+    // Once the container is being made, the time and caption are fixed.
+    api.set_state(&post_id, ACCOUNT, DestState::Queued).await;
+    let (status, body) = api.call("PATCH", &uri, Some(r#"{"caption":"x"}"#)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("not_editable")), "{body}");
+}
+
+// ---- the contract ----
+
+#[tokio::test]
+async fn the_openapi_document_is_served_without_a_key() {
+    let api = api().await;
+    let request = http::Request::builder().uri("/openapi.yaml").body(Body::Empty).unwrap();
+    let (status, _, response) = api.send(request).await;
+    assert_eq!(status, 200);
+    assert_eq!(response.headers()["content-type"], "application/yaml");
+    assert_eq!(response.body().as_ref(), OPENAPI_YAML.as_bytes());
+}
+
+#[test]
+fn every_route_served_is_in_the_openapi_document_and_no_other() {
+    let doc: serde_yaml::Value = serde_yaml::from_str(OPENAPI_YAML).expect("openapi.yaml is YAML");
+    assert_eq!(doc["openapi"].as_str(), Some("3.1.0"));
+    let paths = doc["paths"].as_mapping().expect("paths");
+    for route in ROUTES {
+        let method = route.method.as_str().to_ascii_lowercase();
+        let operation = &paths.get(route.path).unwrap_or_else(|| panic!("{} is not in openapi.yaml", route.path))[method.as_str()];
+        assert!(operation.is_mapping(), "{} {} is not in openapi.yaml", route.method, route.path);
+        let public = operation["security"].as_sequence().is_some_and(|s| s.is_empty());
+        assert_eq!(public, !route.needs_key, "{} {}: security differs from the router", route.method, route.path);
+    }
+    let methods = ["get", "post", "put", "patch", "delete"];
+    for (path, item) in paths {
+        for method in methods.iter().filter(|m| item.get(**m).is_some()) {
+            let served = ROUTES.iter().any(|r| Some(r.path) == path.as_str() && r.method.as_str().eq_ignore_ascii_case(method));
+            assert!(served, "openapi.yaml documents {method} {path:?}, which is not served");
+        }
+    }
+}
