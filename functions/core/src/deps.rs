@@ -8,7 +8,7 @@ use crate::api_keys::{ApiKeys, DynamoApiKeys};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::graph::{GraphApi, GraphClient};
+use crate::graph::{GraphApi, GraphClient, MeteredGraph};
 use crate::polling::PollPolicy;
 use crate::scheduler::{EventBridgeScheduler, Scheduler};
 use crate::sources::generic;
@@ -83,12 +83,15 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(clients: &AwsClients, config: &Config) -> Result<Pipeline> {
+        let store: Arc<dyn PostStore> = Arc::new(DynamoStore::new(clients.dynamodb.clone(), &config.table_name));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let client = Arc::new(GraphClient::new(config.graph.clone())?);
         Ok(Pipeline {
-            store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), &config.table_name)),
+            graph: Arc::new(MeteredGraph::new(client, store.clone(), clock.clone())),
+            store,
             scheduler: Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), config)),
             tokens: Arc::new(SecretsManagerTokens::new(clients.secrets.clone(), &config.account_secret_prefix)),
-            graph: Arc::new(GraphClient::new(config.graph.clone())?),
-            clock: Arc::new(SystemClock),
+            clock,
             polling: config.polling.clone(),
             publish_lease: config.graph.timeout * 2,
         })

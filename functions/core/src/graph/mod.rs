@@ -2,15 +2,17 @@
 
 mod client;
 mod error;
+mod metered;
 
-pub use client::GraphClient;
+pub use client::{GraphClient, usage_from_headers};
+pub use metered::MeteredGraph;
 pub use error::{GraphError, Reaction};
 
 use async_trait::async_trait;
 use secrecy::SecretString;
 use serde::Serialize;
 
-use crate::account::Account;
+use crate::account::{Account, ApiUsage};
 use crate::post::{MediaItem, MediaKind, Placement, Post, UserTag};
 
 /// Parameters of `POST /{ig-user-id}/media`, sent as a JSON body.
@@ -151,6 +153,10 @@ pub struct MediaSummary {
 
 #[async_trait]
 pub trait GraphApi: Send + Sync {
+    /// The usage headers of the latest answer for this account, if any was seen.
+    fn latest_usage(&self, _account_id: &str) -> Option<ApiUsage> {
+        None
+    }
     async fn create_container(&self, account: &Account, token: &SecretString, spec: &ContainerSpec)
     -> Result<String, GraphError>;
     async fn container_status(&self, account: &Account, token: &SecretString, container_id: &str)

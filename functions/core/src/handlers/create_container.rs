@@ -102,7 +102,11 @@ async fn create(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Resul
 async fn make(deps: &Pipeline, ctx: &Context, dest: &mut Destination, spec: &ContainerSpec) -> Result<Option<String>> {
     match deps.graph.create_container(&ctx.account, &ctx.token, spec).await {
         Ok(id) => Ok(Some(id)),
-        Err(err) if matches!(err.reaction(), Reaction::Retry | Reaction::Throttle | Reaction::Quota) => {
+        Err(err) if err.reaction() == Reaction::Throttle => {
+            steps::defer_for_throttle(deps, dest, Step::Create, &err).await?;
+            Ok(None)
+        }
+        Err(err) if matches!(err.reaction(), Reaction::Retry | Reaction::Quota) => {
             retry_later(deps, dest, err).await?;
             Ok(None)
         }

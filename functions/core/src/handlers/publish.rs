@@ -70,6 +70,9 @@ async fn send(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<
             tracing::warn!(error = %err, "publish outcome unknown; the retry will check the container first");
             Err(err.into())
         }
+        Err(err) if err.reaction() == Reaction::Throttle => {
+            steps::defer_for_throttle(deps, dest, Step::Publish, &err).await
+        }
         Err(err) if err.reaction() == Reaction::Quota => {
             let reason = format!("Instagram says the publishing limit is reached ({err})");
             steps::defer(deps, dest, DestState::Ready, deps.polling.quota_recheck, reason).await

@@ -1,6 +1,6 @@
 //! Steps shared by create-container, poll-status and publish.
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use crate::account::{Account, AccountStatus};
 use crate::deps::Pipeline;
@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::graph::{ContainerSpec, ContainerStatus, GraphError, Reaction};
 use crate::post::{DestState, Destination, Failure, Post};
 use crate::scheduler::{OneTimeSchedule, PollInput};
+use crate::tokens::Reread;
 
 /// Everything a step needs to talk to Instagram about one destination.
 pub struct Context {
@@ -77,6 +78,12 @@ pub async fn load_context(deps: &Pipeline, dest: &mut Destination, step: Step) -
         fail(deps, dest, Failure::new(reason)).await?;
         return Ok(None);
     };
+    let now = deps.clock.now();
+    if let Some(until) = deps.store.get_account_usage(&account.account_id).await?.and_then(|u| u.waiting_until(now)) {
+        let reason = "Instagram's rate limit for this account is near or reached".to_string();
+        defer(deps, dest, step.resume_state(), (until - now).unsigned_abs(), reason).await?;
+        return Ok(None);
+    }
     if account.status == AccountStatus::NeedsReauth {
         let failure = Failure::new(format!("account {} must be connected again before it can publish", account.account_id));
         park_for_auth(deps, dest, step, failure).await?;
@@ -108,10 +115,7 @@ pub async fn react(deps: &Pipeline, ctx: &Context, dest: &mut Destination, err: 
         Reaction::Reauth => {
             // The secret may hold a newer token than our cache (a refresh ran): read it once
             // more and let the retry use it before calling the token bad.
-            deps.tokens.forget(&dest.account_id);
-            if let Ok(fresh) = deps.tokens.token(&dest.account_id).await
-                && fresh.expose_secret() != ctx.token.expose_secret()
-            {
+            if let Ok(Reread::Changed(_)) = deps.tokens.reread(&dest.account_id).await {
                 tracing::info!("a newer token is stored; retrying with it");
                 return Err(err.into());
             }
@@ -268,6 +272,14 @@ async fn arm_poll(deps: &Pipeline, dest: &mut Destination, attempt: u32, at: tim
     deps.scheduler.schedule_once(&OneTimeSchedule::poll(input, at)).await?;
     dest.poll_attempt = attempt;
     Ok(())
+}
+
+/// A throttling error: wait as long as the account's pause (recorded by the metered client).
+pub async fn defer_for_throttle(deps: &Pipeline, dest: &mut Destination, step: Step, err: &GraphError) -> Result<()> {
+    let now = deps.clock.now();
+    let until = deps.store.get_account_usage(&dest.account_id).await?.and_then(|u| u.waiting_until(now));
+    let delay = until.map_or(deps.polling.interval, |until| (until - now).unsigned_abs());
+    defer(deps, dest, step.resume_state(), delay, format!("Instagram throttled the account ({err})")).await
 }
 
 /// Parks the destination until `delay` has passed (quota, rate limit); poll-status wakes it and

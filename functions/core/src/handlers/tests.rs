@@ -39,6 +39,7 @@ struct ScriptedGraph {
     specs: Mutex<Vec<ContainerSpec>>,
     comments: Mutex<Vec<String>>,
     next_id: Mutex<u32>,
+    usage: Mutex<Option<crate::account::ApiUsage>>,
     calls: Mutex<Vec<String>>,
 }
 
@@ -53,6 +54,9 @@ impl ScriptedGraph {
 
 #[async_trait]
 impl GraphApi for ScriptedGraph {
+    fn latest_usage(&self, _: &str) -> Option<crate::account::ApiUsage> {
+        *self.usage.lock().unwrap()
+    }
     async fn create_container(&self, _: &Account, _: &SecretString, spec: &ContainerSpec) -> Result<String, GraphError> {
         self.calls.lock().unwrap().push("create".into());
         if let Some(err) = self.create_error.lock().unwrap().clone() {
@@ -675,4 +679,43 @@ async fn a_container_refused_at_publish_is_checked_then_made_again() {
     publish::publish(&w.deps, key).await.unwrap();
     let d = dest(&w).await;
     assert_eq!((d.state, d.recreated, d.container_id.clone()), (DestState::Queued, true, None));
+}
+
+#[tokio::test]
+async fn high_api_usage_pauses_the_account_and_its_next_steps_wait() {
+    let mut w = world().await;
+    // The metered client in front of the scripted one, as Pipeline::new builds it.
+    w.deps.graph = Arc::new(crate::graph::MeteredGraph::new(w.graph.clone(), w.store.clone(), w.deps.clock.clone()));
+    let key = stored_post(&w, MediaKind::Video, None).await;
+    *w.graph.usage.lock().unwrap() = Some(crate::account::ApiUsage { app: 10, account: 85, regain_minutes: 0 });
+    create_container::start(&w.deps, key).await.unwrap();
+    let usage = w.store.get_account_usage(ACCOUNT).await.unwrap().unwrap();
+    assert_eq!(usage.latest.unwrap().account, 85);
+    let until = usage.throttled_until.unwrap();
+    assert_eq!(until, NOW + Duration::from_secs(60), "no estimate given: one minute first");
+    // The container was made (the call that reported the usage); the poll that follows waits.
+    w.graph.statuses([ContainerStatus::Finished]);
+    poll_status::handle(&w.deps, poll(1)).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.resume_state), (DestState::Deferred, Some(DestState::Processing)));
+    assert_eq!(w.graph.calls("status"), 0, "no status call while the account is paused");
+    assert!(d.history.last().unwrap().note.as_deref().unwrap().contains("rate limit"));
+}
+
+#[tokio::test]
+async fn a_throttled_publish_is_deferred_by_metas_estimate() {
+    let mut w = world().await;
+    w.deps.graph = Arc::new(crate::graph::MeteredGraph::new(w.graph.clone(), w.store.clone(), w.deps.clock.clone()));
+    let key = stored_post(&w, MediaKind::Image, None).await;
+    set_state(&w, DestState::Ready).await;
+    *w.graph.usage.lock().unwrap() = Some(crate::account::ApiUsage { app: 10, account: 100, regain_minutes: 12 });
+    w.graph.publishes.lock().unwrap().push_back(Err(GraphError::from_response(
+        400,
+        br#"{"error":{"message":"Application request limit reached","code":80002,"is_transient":true}}"#,
+    )));
+    // The quota read reports 100 % and media_publish answers 80002: wait Meta's estimate.
+    publish::publish(&w.deps, key).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.resume_state), (DestState::Deferred, Some(DestState::Ready)));
+    assert_eq!(d.deferred_until, Some(NOW + Duration::from_secs(12 * 60)));
 }

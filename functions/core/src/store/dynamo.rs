@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Created, Delivery, DestinationQuery, Page, PostStore, indexes, keys};
-use crate::account::Account;
+use crate::account::{Account, AccountUsage};
 use crate::error::{Error, Result};
 use crate::post::{Destination, Post};
 
@@ -273,6 +273,21 @@ impl PostStore for DynamoStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item(account, keys::account(&account.account_id), keys::ACCOUNT.into())?))
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB PutItem", e))?;
+        Ok(())
+    }
+
+    async fn get_account_usage(&self, account_id: &str) -> Result<Option<AccountUsage>> {
+        self.get(keys::account(account_id), keys::USAGE).await
+    }
+
+    async fn put_account_usage(&self, usage: &AccountUsage) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item(usage, keys::account(&usage.account_id), keys::USAGE.into())?))
             .send()
             .await
             .map_err(|e| Error::aws("DynamoDB PutItem", e))?;

@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{Created, Delivery, DestinationQuery, Page, PostStore};
-use crate::account::Account;
+use crate::account::{Account, AccountUsage};
 use crate::error::{Error, Result};
 use crate::post::{Destination, Post};
 
@@ -22,6 +22,7 @@ pub(super) struct Tables {
     /// (source, event id) → why that delivery made no post (see `DeliveryLog`).
     pub(super) skipped: HashMap<(String, String), String>,
     pub(super) accounts: HashMap<String, Account>,
+    pub(super) usage: HashMap<String, AccountUsage>,
     /// Account id → refresh lock expiry (see `AccountStore`).
     pub(super) refresh_locks: HashMap<String, time::OffsetDateTime>,
     /// (post id, account id, event type) → status webhook delivery (see `NotificationLog`).
@@ -120,6 +121,15 @@ impl PostStore for MemoryStore {
 
     async fn put_account(&self, account: &Account) -> Result<()> {
         self.inner.lock().unwrap().accounts.insert(account.account_id.clone(), account.clone());
+        Ok(())
+    }
+
+    async fn get_account_usage(&self, account_id: &str) -> Result<Option<AccountUsage>> {
+        Ok(self.inner.lock().unwrap().usage.get(account_id).cloned())
+    }
+
+    async fn put_account_usage(&self, usage: &AccountUsage) -> Result<()> {
+        self.inner.lock().unwrap().usage.insert(usage.account_id.clone(), usage.clone());
         Ok(())
     }
 }

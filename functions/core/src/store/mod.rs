@@ -14,7 +14,7 @@ pub use notifications::{NotificationLog, NotificationRecord};
 
 use async_trait::async_trait;
 
-use crate::account::Account;
+use crate::account::{Account, AccountUsage};
 use crate::error::Result;
 use crate::post::{Destination, Post};
 
@@ -35,6 +35,8 @@ pub mod keys {
         format!("ACCOUNT#{account_id}")
     }
     pub const ACCOUNT: &str = "ACCOUNT";
+    /// The account's API usage and throttle window, beside its `ACCOUNT` item.
+    pub const USAGE: &str = "USAGE";
 }
 
 /// How long a webhook delivery is remembered for de-duplication (senders retry for days).
@@ -102,4 +104,6 @@ pub trait PostStore: DeliveryLog + Send + Sync {
     async fn query_destinations(&self, query: &DestinationQuery) -> Result<Page<Destination>>;
     async fn get_account(&self, account_id: &str) -> Result<Option<Account>>;
     async fn put_account(&self, account: &Account) -> Result<()>;
+    async fn get_account_usage(&self, account_id: &str) -> Result<Option<AccountUsage>>;
+    async fn put_account_usage(&self, usage: &AccountUsage) -> Result<()>;
 }
