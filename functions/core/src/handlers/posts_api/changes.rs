@@ -42,7 +42,7 @@ pub async fn cancel(deps: &Ingest, post_id: &str) -> Result<(Post, Vec<Destinati
         let mut lost_race = false;
         for mut d in open {
             d.move_to(DestState::Cancelled, deps.clock.now(), Some("cancelled through the posts API".into()))
-                .map_err(|e| unavailable(e))?;
+                .map_err(unavailable)?;
             match deps.store.save_destination(&mut d).await {
                 Ok(()) => {}
                 Err(Error::Conflict(_)) => lost_race = true,
