@@ -10,6 +10,7 @@ pub mod http_server;
 pub mod schedules;
 pub mod services;
 pub mod settings;
+pub mod sources;
 pub mod stack;
 pub mod stream;
 

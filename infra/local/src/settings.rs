@@ -5,6 +5,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use instapipe_core::config::Config;
+use instapipe_core::routing::ROUTING_VAR;
+
+use crate::sources::SourceSecrets;
 
 /// Defaults of the handlers' variables for the local stack: waits in seconds, not minutes.
 const HANDLER_DEFAULTS: &[(&str, &str)] = &[
@@ -44,6 +47,8 @@ pub struct Settings {
     pub generic_secret: String,
     /// `INSTAPIPE_API_KEY`: the posts API key the stack registers (by its SHA-256 hash).
     pub api_key: String,
+    /// Signing secrets of the Shopify, Contentful and WordPress sources.
+    pub sources: SourceSecrets,
     /// Handler variables (`POLL_*`, `GRAPH_API_*`, ...), over the local defaults.
     pub handler_vars: HashMap<String, String>,
 }
@@ -58,11 +63,15 @@ impl Settings {
         let port = |name: &str, default: u16| -> Result<u16, String> {
             var(name).map_or(Ok(default), |v| v.parse().map_err(|_| format!("{name} must be a port number")))
         };
-        let handler_vars = std::env::vars()
+        let mut handler_vars: HashMap<String, String> = std::env::vars()
             .filter(|(k, _)| {
                 HANDLER_DEFAULTS.iter().any(|(d, _)| d == k) || k.starts_with("POLL_") || k.starts_with("GRAPH_API_")
             })
             .collect();
+        // The routed sources' variables (routing, Contentful's Delivery API) pass through too.
+        handler_vars.extend(
+            [ROUTING_VAR, "CONTENTFUL_DELIVERY_BASE_URL"].iter().filter_map(|k| var(k).map(|v| (k.to_string(), v))),
+        );
         Ok(Settings {
             root: project_root(),
             http_port: port("INSTAPIPE_PORT", 3000)?,
@@ -73,6 +82,7 @@ impl Settings {
             demo_account: var("INSTAPIPE_DEMO_ACCOUNT").unwrap_or_else(|| "17841400000000001".into()),
             demo_token: var("INSTAPIPE_DEMO_TOKEN").unwrap_or_else(|| "IGAA-local-demo-token".into()),
             generic_secret: var("INSTAPIPE_GENERIC_SECRET").unwrap_or_else(|| DEMO_SECRET.into()),
+            sources: SourceSecrets::from_env(),
             api_key: var("INSTAPIPE_API_KEY").unwrap_or_else(|| DEMO_API_KEY.into()),
             handler_vars,
         })
@@ -90,6 +100,7 @@ impl Settings {
             demo_account: "17841400000000001".into(),
             demo_token: "IGAA-test-token".into(),
             generic_secret: DEMO_SECRET.into(),
+            sources: SourceSecrets::default(),
             api_key: DEMO_API_KEY.into(),
             handler_vars: HashMap::new(),
         }
@@ -105,6 +116,9 @@ impl Settings {
         Config::from_lookup(|name| {
             if name == "GRAPH_API_BASE_URL" {
                 return Some(graph_base_url.to_string());
+            }
+            if name == ROUTING_VAR && !self.handler_vars.contains_key(name) {
+                return Some(crate::sources::demo_routing(&self.demo_account));
             }
             self.handler_vars
                 .get(name)

@@ -16,7 +16,6 @@ use instapipe_core::api_keys::{self, DynamoApiKeys};
 use instapipe_core::config::Config;
 use instapipe_core::deps::{AwsClients, Ingest, Pipeline};
 use instapipe_core::post::Destination;
-use instapipe_core::sources::generic;
 use instapipe_core::store::{DynamoStore, PostStore, indexes};
 use instapipe_core::stream_filters;
 use tokio::task::JoinHandle;
@@ -38,6 +37,8 @@ pub struct LocalStack {
     pub clients: AwsClients,
     pub store: Arc<dyn PostStore>,
     pub functions: Arc<Functions>,
+    /// ingest-webhook's and ingest-event's dependencies (see `deliver_event`).
+    pub(crate) ingest: Arc<Ingest>,
     pub dynamodb_url: String,
     pub moto_url: String,
     tasks: Vec<JoinHandle<()>>,
@@ -114,7 +115,7 @@ impl LocalStack {
             .send()
             .await
             .map_err(err("CreateScheduleGroup"))?;
-        let secrets = serde_json::json!({ generic::SOURCE: settings.generic_secret }).to_string();
+        let secrets = crate::sources::webhook_secrets_json(&settings);
         put_secret(&clients.secrets, &config.webhook_secrets_name, &secrets).await?;
         DynamoApiKeys::new(clients.dynamodb.clone(), &config.table_name)
             .register(&api_keys::hash(&settings.api_key), "local stack")
@@ -123,6 +124,7 @@ impl LocalStack {
 
         let pipeline = Arc::new(Pipeline::new(&clients, &config).map_err(|e| e.to_string())?);
         let ingest = Arc::new(Ingest::new(&clients, &config).await.map_err(|e| e.to_string())?);
+        let event_ingest = ingest.clone();
         let functions = Arc::new(Functions::new(pipeline));
 
         let mappings = Arc::new(vec![
@@ -153,6 +155,7 @@ impl LocalStack {
             sim,
             clients,
             functions,
+            ingest: event_ingest,
             dynamodb_url: dynamodb.url.clone(),
             moto_url: moto.url.clone(),
             tasks,
