@@ -23,6 +23,9 @@ pub struct Config {
     pub webhook_secrets_name: String,
     pub graph: GraphConfig,
     pub polling: PollPolicy,
+    /// `MEDIA_CHECK`: `full` (default) resolves and fetches the first bytes of every media URL
+    /// before a container is made; `off` skips it (the local stack's hosts are not real).
+    pub media_check: bool,
     /// refresh-tokens: tokens expiring within this window, or of unknown expiry, are refreshed.
     pub token_refresh_window: Duration,
     /// Secrets Manager secret with the Meta app credentials that token exchanges need (JSON).
@@ -95,6 +98,11 @@ impl Config {
                 base_url_override: vars.optional("GRAPH_API_BASE_URL").map(|u| u.trim_end_matches('/').to_string()),
                 version: vars.optional("GRAPH_API_VERSION").unwrap_or_else(|| "v25.0".into()),
                 timeout: Duration::from_millis(vars.number("GRAPH_API_TIMEOUT_MS", 10_000)?),
+            },
+            media_check: match vars.optional("MEDIA_CHECK").as_deref() {
+                None | Some("full") => true,
+                Some("off") => false,
+                Some(_) => return Err(malformed("MEDIA_CHECK", "`full` or `off`")),
             },
             polling: PollPolicy {
                 inline_checks,

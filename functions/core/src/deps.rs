@@ -9,6 +9,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::graph::{GraphApi, GraphClient, MeteredGraph};
+use crate::media_check::{HttpMediaCheck, MediaCheck, NoMediaCheck};
 use crate::polling::PollPolicy;
 use crate::scheduler::{EventBridgeScheduler, Scheduler};
 use crate::sources::generic;
@@ -76,6 +77,8 @@ pub struct Pipeline {
     pub graph: Arc<dyn GraphApi>,
     pub clock: Arc<dyn Clock>,
     pub polling: PollPolicy,
+    /// Checks media before containers are made.
+    pub media: Arc<dyn MediaCheck>,
     /// How long a publish attempt owns a destination before another may look at its outcome:
     /// twice the Graph API timeout, so the first call has surely ended.
     pub publish_lease: std::time::Duration,
@@ -92,6 +95,7 @@ impl Pipeline {
             scheduler: Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), config)),
             tokens: Arc::new(SecretsManagerTokens::new(clients.secrets.clone(), &config.account_secret_prefix)),
             clock,
+            media: if config.media_check { Arc::new(HttpMediaCheck::new(false)?) } else { Arc::new(NoMediaCheck) },
             polling: config.polling.clone(),
             publish_lease: config.graph.timeout * 2,
         })

@@ -25,6 +25,7 @@ const HANDLER_DEFAULTS: &[(&str, &str)] = &[
     ("POLL_IMAGE_DEADLINE_SECS", "60"),
     ("POLL_VIDEO_DEADLINE_SECS", "180"),
     ("POLL_QUOTA_RECHECK_SECS", "5"),
+    ("MEDIA_CHECK", "off"),
 ];
 
 #[derive(Clone, Debug)]

@@ -12,7 +12,7 @@ use crate::deps::Pipeline;
 use crate::error::Result;
 use crate::graph::{ContainerSpec, GraphError, Reaction};
 use crate::polling::MAX_CREATE_RETRIES;
-use crate::post::{DestState, Destination};
+use crate::post::{DestState, Destination, Failure, MediaItem, MediaKind, Placement, Post};
 use crate::scheduler::{OneTimeSchedule, StartInput};
 
 /// The function's two kinds of input.
@@ -66,6 +66,10 @@ pub async fn start(deps: &Pipeline, key: DestinationKey) -> Result<()> {
             }
         }
         let Some(ctx) = steps::load_context(deps, &mut dest, Step::Create).await? else { return Ok(()) };
+        let first_time = dest.container_id.is_none() && dest.children.is_empty();
+        if first_time && let Err(reason) = check_media(deps, &ctx.post).await {
+            return steps::fail(deps, &mut dest, Failure::new(reason)).await;
+        }
         if !create(deps, &ctx, &mut dest).await? {
             return Ok(());
         }
@@ -73,6 +77,22 @@ pub async fn start(deps: &Pipeline, key: DestinationKey) -> Result<()> {
     }
     .instrument(span)
     .await
+}
+
+/// Every item (and a Reel's cover) must pass the media check before anything is made.
+async fn check_media(deps: &Pipeline, post: &Post) -> Result<(), String> {
+    let placement = post.options.placement;
+    for (i, item) in post.media.iter().enumerate() {
+        deps.media
+            .check(item, placement, post.is_carousel())
+            .await
+            .map_err(|reason| format!("media {} ({}) {reason}", i + 1, item.url))?;
+    }
+    if let Some(cover) = post.options.reel.as_ref().and_then(|r| r.cover_url.as_ref()) {
+        let item = MediaItem::new(cover.clone(), MediaKind::Image);
+        deps.media.check(&item, Placement::Story, false).await.map_err(|reason| format!("the Reel cover ({cover}) {reason}"))?;
+    }
+    Ok(())
 }
 
 /// Creates the containers still missing, saving each id as soon as it exists: the single

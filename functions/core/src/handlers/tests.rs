@@ -120,6 +120,7 @@ async fn world() -> World {
         graph: graph.clone(),
         clock: Arc::new(FixedClock(NOW)),
         polling: PollPolicy { inline_checks: vec![Duration::from_millis(1); 2], ..PollPolicy::default() },
+        media: Arc::new(crate::media_check::NoMediaCheck),
         publish_lease: Duration::ZERO,
     };
     World { deps, store, scheduler, graph }
