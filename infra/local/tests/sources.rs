@@ -9,6 +9,9 @@ use axum::extract::Path;
 use axum::routing::get;
 use graph_sim::SimConfig;
 use instapipe_core::post::DestState;
+use instapipe_core::routing::Routing;
+use instapipe_core::sources::eventbridge::{self, Trigger};
+use instapipe_core::sources::routed::Outcome;
 use instapipe_core::sources::signing::{contentful_headers, shopify_signature};
 use instapipe_local::LocalStack;
 use instapipe_local::settings::Settings;
@@ -268,4 +271,17 @@ async fn bad_requests_leave_the_table_as_it_was_and_irrelevant_events_are_record
         )])
     );
     assert!(stack.sim.as_ref().unwrap().published().is_empty());
+}
+
+/// infra/events/ingest-event-*.json are what `cargo lambda invoke ingest-event --data-file` sends.
+#[test]
+fn the_sample_events_of_ingest_event_are_post_requests() {
+    let routing = Routing::from_json(Some(&instapipe_local::sources::demo_routing(ACCOUNT))).unwrap();
+    for name in ["ingest-event-publish-requested.json", "ingest-event-schedule.json"] {
+        let text = std::fs::read_to_string(format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let trigger = eventbridge::parse(serde_json::from_str(&text).unwrap(), &routing).unwrap();
+        let Trigger::Mapped(mapped) = trigger else { panic!("{name}: {trigger:?}") };
+        let Outcome::Post { request, .. } = mapped.outcome else { panic!("{name}: {:?}", mapped.outcome) };
+        assert_eq!(request.accounts, [ACCOUNT], "{name}");
+    }
 }

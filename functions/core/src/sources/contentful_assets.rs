@@ -51,6 +51,9 @@ pub struct DeliveryApi {
 
 impl DeliveryApi {
     pub fn new(base_url: &str, token: Option<String>) -> Result<DeliveryApi, Error> {
+        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+            return Err(Error::Config("environment variable CONTENTFUL_DELIVERY_BASE_URL must be an http(s) URL".into()));
+        }
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .build()
@@ -176,5 +179,7 @@ mod tests {
         assert!(matches!(err, AssetError::Unavailable(_)));
         assert!(!err.to_string().contains("other"), "the token never shows: {err}");
         assert!(matches!(DeliveryApi::unconfigured().resolve("s", "e", "a", "en-US").await, Err(AssetError::Unavailable(_))));
+        let err = DeliveryApi::new("cdn.contentful.com", None).err().unwrap().to_string();
+        assert!(err.contains("CONTENTFUL_DELIVERY_BASE_URL"), "{err}");
     }
 }
