@@ -10,8 +10,8 @@ VENV   := .venv
 STAMP_PY   := $(VENV)/.installed
 STAMP_NODE := node_modules/.installed
 
-# The Lambda binaries deployed by template.yaml (refresh-tokens joins later).
-FUNCTIONS := ingest-webhook ingest-event create-container poll-status publish
+# The Lambda binaries deployed by template.yaml.
+FUNCTIONS := ingest-webhook ingest-event create-container poll-status publish refresh-tokens notify
 
 # Project-local tools (sam, cfn-lint, cargo-lambda, moto_server, zig) come first.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)

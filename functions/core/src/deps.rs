@@ -127,3 +127,53 @@ impl TokenRefresh {
         })
     }
 }
+
+/// Where notify sends status webhooks, and the key it signs them with.
+#[derive(Debug)]
+pub struct StatusWebhookTarget {
+    pub url: String,
+    pub signer: crate::status_webhooks::StatusWebhookSigner,
+}
+
+/// Dependencies of notify.
+pub struct Notify {
+    pub store: Arc<dyn PostStore>,
+    pub log: Arc<dyn crate::store::NotificationLog>,
+    pub transport: Arc<dyn crate::status_webhooks::WebhookTransport>,
+    pub clock: Arc<dyn Clock>,
+    /// None without `STATUS_WEBHOOK_URL`: outcomes are still counted, nothing is sent.
+    pub target: Option<StatusWebhookTarget>,
+    pub attempts: u32,
+    pub backoff: std::time::Duration,
+}
+
+impl Notify {
+    /// Reads the signing secret once, at start-up, when a URL is configured.
+    pub async fn new(clients: &AwsClients, config: &Config) -> Result<Notify> {
+        let settings = &config.status_webhook;
+        let target = match &settings.url {
+            None => None,
+            Some(url) => {
+                let out = clients
+                    .secrets
+                    .get_secret_value()
+                    .secret_id(&settings.secret_name)
+                    .send()
+                    .await
+                    .map_err(|e| Error::aws("Secrets Manager GetSecretValue", e))?;
+                let signer = crate::status_webhooks::StatusWebhookSigner::new(out.secret_string().unwrap_or_default())?;
+                Some(StatusWebhookTarget { url: url.clone(), signer })
+            }
+        };
+        let store = Arc::new(DynamoStore::new(clients.dynamodb.clone(), &config.table_name));
+        Ok(Notify {
+            store: store.clone(),
+            log: store,
+            transport: Arc::new(crate::status_webhooks::HttpTransport::new(settings.timeout)?),
+            clock: Arc::new(SystemClock),
+            target,
+            attempts: settings.attempts,
+            backoff: settings.backoff,
+        })
+    }
+}

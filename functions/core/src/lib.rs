@@ -16,6 +16,7 @@ pub mod polling;
 pub mod post;
 pub mod routing;
 pub mod scheduler;
+pub mod status_webhooks;
 pub mod sources;
 pub mod store;
 pub mod stream_filters;

@@ -13,6 +13,12 @@ pub const PUBLISH: [&str; 2] = [
     r#"{"eventName":["MODIFY"],"dynamodb":{"Keys":{"sk":{"S":[{"prefix":"DEST#"}]}},"NewImage":{"state":{"S":["READY"]}},"OldImage":{"state":{"S":[{"anything-but":["READY"]}]}}}}"#,
 ];
 
+/// notify: a destination that became PUBLISHED or FAILED (final states never change again, so
+/// one pattern covers both; the delivery records beside it have other sort keys).
+pub const NOTIFY: [&str; 1] = [
+    r#"{"eventName":["MODIFY"],"dynamodb":{"Keys":{"sk":{"S":[{"prefix":"DEST#"}]}},"NewImage":{"state":{"S":["PUBLISHED","FAILED"]}},"OldImage":{"state":{"S":[{"anything-but":["PUBLISHED","FAILED"]}]}}}}"#,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -21,7 +27,7 @@ mod tests {
     fn template_yaml_carries_the_same_filters() {
         let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))
             .expect("template.yaml at the workspace root");
-        for pattern in CREATE_CONTAINER.iter().chain(PUBLISH.iter()) {
+        for pattern in CREATE_CONTAINER.iter().chain(PUBLISH.iter()).chain(NOTIFY.iter()) {
             serde_json::from_str::<serde_json::Value>(pattern).expect("valid JSON");
             assert!(template.contains(&format!("Pattern: '{pattern}'")), "template.yaml lacks {pattern}");
         }

@@ -39,7 +39,7 @@ fn matches_one(option: &Value, value: Option<&Value>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use instapipe_core::stream_filters::{CREATE_CONTAINER, PUBLISH};
+    use instapipe_core::stream_filters::{CREATE_CONTAINER, NOTIFY, PUBLISH};
     use serde_json::json;
 
     fn record(name: &str, sk: &str, new: &str, old: Option<&str>) -> Value {
@@ -65,5 +65,11 @@ mod tests {
         assert!(any(&PUBLISH, &record("MODIFY", "DEST#1", "READY", Some("PROCESSING"))));
         assert!(!any(&PUBLISH, &record("MODIFY", "DEST#1", "READY", Some("READY"))));
         assert!(!any(&PUBLISH, &record("REMOVE", "DEST#1", "READY", None)));
+        assert!(any(&NOTIFY, &record("MODIFY", "DEST#1", "PUBLISHED", Some("PUBLISHING"))));
+        assert!(any(&NOTIFY, &record("MODIFY", "DEST#1", "FAILED", Some("PROCESSING"))));
+        // Recording the delivery, or any later write, does not notify again.
+        assert!(!any(&NOTIFY, &record("MODIFY", "DEST#1", "PUBLISHED", Some("PUBLISHED"))));
+        assert!(!any(&NOTIFY, &record("MODIFY", "NOTIFY#1#post.published", "PUBLISHED", Some("PUBLISHING"))));
+        assert!(!any(&NOTIFY, &record("MODIFY", "DEST#1", "READY", Some("PROCESSING"))));
     }
 }

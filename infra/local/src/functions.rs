@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::dynamodb::Event;
-use instapipe_core::deps::Pipeline;
+use instapipe_core::deps::{Notify, Pipeline, TokenRefresh};
 use instapipe_core::handlers::create_container::{self, CreateContainerEvent};
-use instapipe_core::handlers::{poll_status, publish};
+use instapipe_core::handlers::refresh_tokens::{self, RefreshEvent};
+use instapipe_core::handlers::{notify, poll_status, publish};
 use instapipe_core::scheduler::PollInput;
 use serde_json::Value;
 
@@ -17,6 +18,8 @@ pub enum Function {
     CreateContainer,
     PollStatus,
     Publish,
+    RefreshTokens,
+    Notify,
 }
 
 impl Function {
@@ -25,6 +28,8 @@ impl Function {
             Function::CreateContainer => "create-container",
             Function::PollStatus => "poll-status",
             Function::Publish => "publish",
+            Function::RefreshTokens => "refresh-tokens",
+            Function::Notify => "notify",
         }
     }
 }
@@ -39,12 +44,21 @@ pub struct Usage {
 
 pub struct Functions {
     pipeline: Arc<Pipeline>,
+    /// refresh-tokens and notify, when the stack hosts them.
+    refresh: Option<Arc<TokenRefresh>>,
+    notify: Option<Arc<Notify>>,
     usage: Mutex<HashMap<Function, Usage>>,
 }
 
 impl Functions {
     pub fn new(pipeline: Arc<Pipeline>) -> Self {
-        Functions { pipeline, usage: Mutex::new(HashMap::new()) }
+        Functions { pipeline, refresh: None, notify: None, usage: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn with_operations(mut self, refresh: Arc<TokenRefresh>, notify: Arc<Notify>) -> Self {
+        self.refresh = Some(refresh);
+        self.notify = Some(notify);
+        self
     }
 
     /// Runs the function like Lambda would: deserialize, handle, serialize. An error is what
@@ -64,6 +78,19 @@ impl Functions {
             Function::Publish => match serde_json::from_value::<Event>(payload) {
                 Ok(event) => Ok(serde_json::to_value(publish::handle(deps, event).await).expect("plain struct")),
                 Err(e) => Err(format!("payload is not a DynamoDB stream event: {e}")),
+            },
+            Function::RefreshTokens => match (&self.refresh, serde_json::from_value::<RefreshEvent>(payload)) {
+                (None, _) => Err("refresh-tokens is not hosted by this stack".into()),
+                (Some(_), Err(e)) => Err(format!("payload is not a refresh-tokens event: {e}")),
+                (Some(refresh), Ok(event)) => refresh_tokens::handle(refresh, event)
+                    .await
+                    .map(|report| serde_json::to_value(report).expect("plain struct"))
+                    .map_err(|e| e.to_string()),
+            },
+            Function::Notify => match (&self.notify, serde_json::from_value::<Event>(payload)) {
+                (None, _) => Err("notify is not hosted by this stack".into()),
+                (Some(_), Err(e)) => Err(format!("payload is not a DynamoDB stream event: {e}")),
+                (Some(notify), Ok(event)) => Ok(serde_json::to_value(notify::handle(notify, event).await).expect("plain struct")),
             },
         };
         let mut usage = self.usage.lock().unwrap();

@@ -55,6 +55,8 @@ pub struct Settings {
 }
 
 pub const DEMO_SECRET: &str = "whsec_bG9jYWwtZGVtby1zZWNyZXQtZm9yLWluc3RhcGlwZQ==";
+/// Signing secret of the status webhooks unless `STATUS_WEBHOOK_SECRET` gives another.
+pub const DEMO_STATUS_SECRET: &str = "whsec_bG9jYWwtc3RhdHVzLXdlYmhvb2tzLXNlY3JldA==";
 /// The local stack's posts API key unless `INSTAPIPE_API_KEY` gives another (local use only).
 pub const DEMO_API_KEY: &str = "ipk_local_demo_key_0123456789abcdef";
 
@@ -66,7 +68,8 @@ impl Settings {
         };
         let mut handler_vars: HashMap<String, String> = std::env::vars()
             .filter(|(k, _)| {
-                HANDLER_DEFAULTS.iter().any(|(d, _)| d == k) || k.starts_with("POLL_") || k.starts_with("GRAPH_API_")
+                HANDLER_DEFAULTS.iter().any(|(d, _)| d == k)
+                    || ["POLL_", "GRAPH_API_", "STATUS_WEBHOOK_", "TOKEN_REFRESH_"].iter().any(|p| k.starts_with(p))
             })
             .collect();
         // The routed sources' variables (routing, Contentful's Delivery API) pass through too.

@@ -14,7 +14,7 @@ use graph_sim::{GraphSim, SimConfig};
 use instapipe_core::account::{Account, AccountStatus, LoginFlavour};
 use instapipe_core::api_keys::{self, DynamoApiKeys};
 use instapipe_core::config::Config;
-use instapipe_core::deps::{AwsClients, Ingest, Pipeline};
+use instapipe_core::deps::{AwsClients, Ingest, Notify, Pipeline, TokenRefresh};
 use instapipe_core::post::Destination;
 use instapipe_core::store::{DynamoStore, PostStore, indexes};
 use instapipe_core::stream_filters;
@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::functions::{Function, Functions};
 use crate::services::{self, Service};
-use crate::settings::Settings;
+use crate::settings::{DEMO_STATUS_SECRET, Settings};
 use crate::stream::Mapping;
 use crate::{http_server, schedules, stream};
 
@@ -125,11 +125,17 @@ impl LocalStack {
         let pipeline = Arc::new(Pipeline::new(&clients, &config).map_err(|e| e.to_string())?);
         let ingest = Arc::new(Ingest::new(&clients, &config).await.map_err(|e| e.to_string())?);
         let event_ingest = ingest.clone();
-        let functions = Arc::new(Functions::new(pipeline));
+        // notify reads its signing secret at start-up (it sends only when STATUS_WEBHOOK_URL is set).
+        let status_secret = settings.handler_vars.get("STATUS_WEBHOOK_SECRET").cloned().unwrap_or_else(|| DEMO_STATUS_SECRET.into());
+        put_secret(&clients.secrets, &config.status_webhook.secret_name, &status_secret).await?;
+        let refresh = Arc::new(TokenRefresh::new(&clients, &config).map_err(|e| e.to_string())?);
+        let notify = Arc::new(Notify::new(&clients, &config).await.map_err(|e| e.to_string())?);
+        let functions = Arc::new(Functions::new(pipeline).with_operations(refresh, notify));
 
         let mappings = Arc::new(vec![
             Mapping::new(Function::CreateContainer, &stream_filters::CREATE_CONTAINER),
             Mapping::new(Function::Publish, &stream_filters::PUBLISH),
+            Mapping::new(Function::Notify, &stream_filters::NOTIFY),
         ]);
         let targets = Arc::new(schedules::Targets {
             create_container_arn: config.create_container_arn.clone(),
@@ -192,6 +198,26 @@ impl LocalStack {
     /// Where the posts API answers (`/posts`).
     pub fn posts_url(&self) -> String {
         format!("{}/posts", self.base_url)
+    }
+
+    /// The environment that points the `instapipe` CLI (or any function bin) at this stack.
+    pub fn cli_env(&self) -> Vec<(&'static str, String)> {
+        let c = &self.config;
+        vec![
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", self.dynamodb_url.clone()),
+            ("AWS_ENDPOINT_URL_SCHEDULER", self.moto_url.clone()),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", self.moto_url.clone()),
+            ("TABLE_NAME", c.table_name.clone()),
+            ("SCHEDULE_GROUP", c.schedule_group.clone()),
+            ("SCHEDULER_ROLE_ARN", c.scheduler_role_arn.clone()),
+            ("CREATE_CONTAINER_FUNCTION_ARN", c.create_container_arn.clone()),
+            ("POLL_STATUS_FUNCTION_ARN", c.poll_status_arn.clone()),
+            ("ACCOUNT_SECRET_PREFIX", c.account_secret_prefix.clone()),
+            ("GRAPH_API_BASE_URL", self.graph_base_url.clone()),
+        ]
     }
 
     pub fn webhook_url(&self) -> String {

@@ -3,6 +3,7 @@
 pub mod accept;
 pub mod create_container;
 pub mod ingest;
+pub mod notify;
 pub mod ingest_event;
 pub mod poll_status;
 pub mod posts_api;
