@@ -28,7 +28,7 @@ const HANDLER_DEFAULTS: &[(&str, &str)] = &[
     ("MEDIA_CHECK", "off"),
 ];
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Settings {
     /// Project root: where `node_modules/` and `.venv/` were installed by `make deps`.
     pub root: PathBuf,
@@ -59,6 +59,21 @@ pub const DEMO_SECRET: &str = "whsec_bG9jYWwtZGVtby1zZWNyZXQtZm9yLWluc3RhcGlwZQ=
 pub const DEMO_STATUS_SECRET: &str = "whsec_bG9jYWwtc3RhdHVzLXdlYmhvb2tzLXNlY3JldA==";
 /// The local stack's posts API key unless `INSTAPIPE_API_KEY` gives another (local use only).
 pub const DEMO_API_KEY: &str = "ipk_local_demo_key_0123456789abcdef";
+
+/// Ports and paths only: the secrets and keys in the settings never reach a log line.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("root", &self.root)
+            .field("http_port", &self.http_port)
+            .field("dynamodb_port", &self.dynamodb_port)
+            .field("moto_port", &self.moto_port)
+            .field("graph_api_base_url", &self.graph_api_base_url)
+            .field("graph_sim_port", &self.graph_sim_port)
+            .field("demo_account", &self.demo_account)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Settings {
     pub fn from_env() -> Result<Settings, String> {

@@ -13,11 +13,9 @@ use super::steps;
 /// Returns how many destinations were resumed. Safe to run twice.
 pub async fn resume_account(deps: &Pipeline, account_id: &str) -> Result<usize> {
     deps.tokens.forget(account_id);
-    if let Some(mut account) = deps.store.get_account(account_id).await? {
-        if account.status != AccountStatus::Active {
-            account.status = AccountStatus::Active;
-            deps.store.put_account(&account).await?;
-        }
+    // A targeted update: a full put would drop attributes others keep there (the refresh lock).
+    if deps.store.get_account(account_id).await?.is_some_and(|a| a.status != AccountStatus::Active) {
+        deps.store.set_account_status(account_id, AccountStatus::Active).await?;
     }
     let mut query = DestinationQuery {
         account: Some(account_id.to_string()),

@@ -119,10 +119,8 @@ pub async fn react(deps: &Pipeline, ctx: &Context, dest: &mut Destination, err: 
                 tracing::info!("a newer token is stored; retrying with it");
                 return Err(err.into());
             }
-            let mut account = ctx.account.clone();
-            account.status = AccountStatus::NeedsReauth;
-            deps.store.put_account(&account).await?;
-            tracing::error!(account_id = %account.account_id, alarm = "account_needs_reauth", "Instagram refused the account's token");
+            deps.store.set_account_status(&ctx.account.account_id, AccountStatus::NeedsReauth).await?;
+            tracing::error!(account_id = %ctx.account.account_id, alarm = "ACCOUNT_NEEDS_REAUTH", "Instagram refused the account's token");
             let mut failure = err.to_failure(step.describe());
             failure.reason.push_str(" (waiting until the account is connected again)");
             park_for_auth(deps, dest, step, failure).await
@@ -279,7 +277,7 @@ pub async fn defer_for_throttle(deps: &Pipeline, dest: &mut Destination, step: S
     let now = deps.clock.now();
     let until = deps.store.get_account_usage(&dest.account_id).await?.and_then(|u| u.waiting_until(now));
     let delay = until.map_or(deps.polling.interval, |until| (until - now).unsigned_abs());
-    defer(deps, dest, step.resume_state(), delay, format!("Instagram throttled the account ({err})")).await
+    defer(deps, dest, step.resume_state(), delay, format!("Instagram's rate limit was reached for this account ({err})")).await
 }
 
 /// Parks the destination until `delay` has passed (quota, rate limit); poll-status wakes it and

@@ -54,7 +54,8 @@ pub struct Delivery {
 
 /// Names of the table's secondary indexes (template.yaml and the local stack create them).
 pub mod indexes {
-    /// Destinations (and account items) by `account_id`, sorted by `created_at`.
+    /// Destinations by `account_id`, sorted by `created_at` (account items have no
+    /// `created_at`, so they are not in it).
     pub const BY_ACCOUNT: &str = "by-account";
     /// Destinations by `state`, sorted by `updated_at`.
     pub const BY_STATE: &str = "by-state";
@@ -86,7 +87,7 @@ pub enum Created {
 
 #[async_trait]
 /// Every store also keeps the de-duplication records of source events ([`DeliveryLog`]).
-pub trait PostStore: DeliveryLog + Send + Sync {
+pub trait PostStore: DeliveryLog + AccountStore + Send + Sync {
     /// Writes the delivery, the post and its destinations at once, or nothing if the delivery
     /// is already known.
     async fn create_post(&self, delivery: &Delivery, post: &Post, destinations: &[Destination]) -> Result<Created>;
