@@ -29,19 +29,9 @@ struct GenericPostBody {
 
 /// Parses and validates the body; errors name the offending field (`media[0].type`).
 pub fn parse(body: &[u8]) -> Result<PostRequest, RequestError> {
-    // Syntax first, so every later error is about a field and can name it.
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| RequestError::new(400, "invalid_body", format!("body is not valid JSON: {e}")))?;
+    let value = super::json::parse_value(body)?;
     require_objects(&value, "")?;
-    let parsed: GenericPostBody = serde_path_to_error::deserialize(&value).map_err(|err| {
-        let field = err.path().to_string();
-        let message = err.into_inner().to_string();
-        if field == "." {
-            RequestError::new(400, "invalid_body", message)
-        } else {
-            RequestError::field(400, "invalid_body", field, message)
-        }
-    })?;
+    let parsed: GenericPostBody = super::json::from_value(value, "")?;
     let request = PostRequest {
         caption: parsed.caption,
         media: parsed.media,

@@ -29,20 +29,7 @@ pub fn json_body(request: &Request) -> Result<&[u8], RequestError> {
 
 /// Parses JSON into `T`; a malformed body or a wrong type is a 400 naming the field.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, RequestError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let field = err.path().to_string();
-        let inner = err.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                RequestError::new(400, "invalid_body", format!("body is not valid JSON: {inner}"))
-            }
-            _ if field == "." => RequestError::new(400, "invalid_body", inner.to_string()),
-            _ => RequestError::field(400, "invalid_body", field, inner.to_string()),
-        }
-    })?;
-    de.end().map_err(|e| RequestError::new(400, "invalid_body", format!("trailing data after the JSON object: {e}")))?;
-    Ok(value)
+    crate::sources::json::parse(body)
 }
 
 /// The query string's parameters, decoded; unknown or repeated ones are refused so a typo
