@@ -7,10 +7,11 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::dynamo::item;
 use super::{Created, Delivery, DynamoStore, MemoryStore, keys};
 use crate::error::{Error, Result};
 use crate::post::{Destination, Post};
@@ -54,26 +55,6 @@ fn distinct(deliveries: &[Delivery]) -> Vec<&Delivery> {
 
 type Item = HashMap<String, AttributeValue>;
 
-fn with_keys<T: serde::Serialize>(value: &T, pk: String, sk: &str) -> Result<Item> {
-    let mut item: Item = serde_dynamo::to_item(value)?;
-    item.insert("pk".into(), AttributeValue::S(pk));
-    item.insert("sk".into(), AttributeValue::S(sk.into()));
-    Ok(item)
-}
-
-impl DynamoStore {
-    fn conditional_put(&self, item: Item, condition: &str) -> Result<TransactWriteItem> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(condition)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(|e| Error::aws("DynamoDB Put", e))?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-}
-
 #[async_trait]
 impl DeliveryLog for DynamoStore {
     async fn create_post_claiming(&self, deliveries: &[Delivery], post: &Post, destinations: &[Destination]) -> Result<Created> {
@@ -81,16 +62,16 @@ impl DeliveryLog for DynamoStore {
         let pk = keys::post(&post.post_id);
         let mut writes = Vec::with_capacity(deliveries.len() + 1 + destinations.len());
         for d in &deliveries {
-            let mut item = Item::new();
-            item.insert("pk".into(), AttributeValue::S(keys::delivery(&d.source, &d.event_id)));
-            item.insert("sk".into(), AttributeValue::S(keys::DELIVERY.into()));
-            item.insert("post_id".into(), AttributeValue::S(d.post_id.clone()));
-            item.insert("expires_at".into(), AttributeValue::N(d.expires_at.to_string()));
-            writes.push(self.conditional_put(item, "attribute_not_exists(pk) OR attribute_exists(skipped_reason)")?);
+            let mut claim = Item::new();
+            claim.insert("pk".into(), AttributeValue::S(keys::delivery(&d.source, &d.event_id)));
+            claim.insert("sk".into(), AttributeValue::S(keys::DELIVERY.into()));
+            claim.insert("post_id".into(), AttributeValue::S(d.post_id.clone()));
+            claim.insert("expires_at".into(), AttributeValue::N(d.expires_at.to_string()));
+            writes.push(self.put(claim, "attribute_not_exists(pk) OR attribute_exists(skipped_reason)")?);
         }
-        writes.push(self.conditional_put(with_keys(post, pk.clone(), keys::POST_META)?, "attribute_not_exists(pk)")?);
+        writes.push(self.put(item(post, pk.clone(), keys::POST_META.into())?, "attribute_not_exists(pk)")?);
         for d in destinations {
-            writes.push(self.conditional_put(with_keys(d, pk.clone(), &keys::destination(&d.account_id))?, "attribute_not_exists(pk)")?);
+            writes.push(self.put(item(d, pk.clone(), keys::destination(&d.account_id))?, "attribute_not_exists(pk)")?);
         }
         let err = match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
             Ok(_) => return Ok(Created::New),

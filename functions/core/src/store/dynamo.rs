@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckF
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Created, Delivery, DestinationQuery, Page, PostStore, indexes, keys};
+use super::{DestinationQuery, Page, PostStore, indexes, keys};
 use crate::account::{Account, AccountUsage};
 use crate::error::{Error, Result};
 use crate::post::{Destination, Post};
@@ -39,7 +39,7 @@ impl DynamoStore {
         Ok(out.item.map(serde_dynamo::from_item).transpose()?)
     }
 
-    fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem> {
+    pub(super) fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -51,7 +51,7 @@ impl DynamoStore {
     }
 }
 
-fn item<T: Serialize>(value: &T, pk: String, sk: String) -> Result<Item> {
+pub(super) fn item<T: Serialize>(value: &T, pk: String, sk: String) -> Result<Item> {
     let mut item: Item = serde_dynamo::to_item(value)?;
     item.insert("pk".into(), AttributeValue::S(pk));
     item.insert("sk".into(), AttributeValue::S(sk));
@@ -68,50 +68,6 @@ fn encode_cursor(key: &Item, b64: base64::engine::GeneralPurpose) -> String {
 
 #[async_trait]
 impl PostStore for DynamoStore {
-    async fn create_post(&self, delivery: &Delivery, post: &Post, destinations: &[Destination]) -> Result<Created> {
-        let pk = keys::post(&post.post_id);
-        let mut delivery_item = Item::new();
-        delivery_item.insert("pk".into(), AttributeValue::S(keys::delivery(&delivery.source, &delivery.event_id)));
-        delivery_item.insert("sk".into(), AttributeValue::S(keys::DELIVERY.into()));
-        delivery_item.insert("post_id".into(), AttributeValue::S(delivery.post_id.clone()));
-        delivery_item.insert("expires_at".into(), AttributeValue::N(delivery.expires_at.to_string()));
-        let mut writes = vec![
-            self.put(delivery_item, "attribute_not_exists(pk)")?,
-            self.put(item(post, pk.clone(), keys::POST_META.into())?, "attribute_not_exists(pk)")?,
-        ];
-        for d in destinations {
-            writes.push(self.put(item(d, pk.clone(), keys::destination(&d.account_id))?, "attribute_not_exists(pk)")?);
-        }
-        let result = self.client.transact_write_items().set_transact_items(Some(writes)).send().await;
-        let err = match result {
-            Ok(_) => return Ok(Created::New),
-            Err(err) => err,
-        };
-        // The delivery (first write) already exists: a retry of a webhook we accepted before.
-        let seen_before = err
-            .as_service_error()
-            .and_then(|e| match e {
-                TransactWriteItemsError::TransactionCanceledException(canceled) => canceled.cancellation_reasons().first(),
-                _ => None,
-            })
-            .filter(|reason| reason.code() == Some("ConditionalCheckFailed"));
-        match seen_before {
-            Some(reason) => {
-                let post_id = reason.item().and_then(|i| i.get("post_id")).and_then(|v| v.as_s().ok()).cloned();
-                let post_id = match post_id {
-                    Some(id) => id,
-                    None => self
-                        .get::<HashMap<String, String>>(keys::delivery(&delivery.source, &delivery.event_id), keys::DELIVERY)
-                        .await?
-                        .and_then(|mut d| d.remove("post_id"))
-                        .ok_or_else(|| Error::Data("delivery without post_id".into()))?,
-                };
-                Ok(Created::Duplicate { post_id })
-            }
-            None => Err(Error::aws("DynamoDB TransactWriteItems", err)),
-        }
-    }
-
     async fn get_post(&self, post_id: &str) -> Result<Option<Post>> {
         self.get(keys::post(post_id), keys::POST_META).await
     }

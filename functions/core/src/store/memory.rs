@@ -3,7 +3,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Created, Delivery, DestinationQuery, Page, PostStore};
+use super::{DestinationQuery, Page, PostStore};
 use crate::account::{Account, AccountUsage};
 use crate::error::{Error, Result};
 use crate::post::{Destination, Post};
@@ -37,20 +37,6 @@ impl MemoryStore {
 
 #[async_trait]
 impl PostStore for MemoryStore {
-    async fn create_post(&self, delivery: &Delivery, post: &Post, destinations: &[Destination]) -> Result<Created> {
-        let mut t = self.inner.lock().unwrap();
-        let key = (delivery.source.clone(), delivery.event_id.clone());
-        if let Some(post_id) = t.deliveries.get(&key) {
-            return Ok(Created::Duplicate { post_id: post_id.clone() });
-        }
-        t.deliveries.insert(key, post.post_id.clone());
-        t.posts.insert(post.post_id.clone(), post.clone());
-        for d in destinations {
-            t.destinations.insert((d.post_id.clone(), d.account_id.clone()), d.clone());
-        }
-        Ok(Created::New)
-    }
-
     async fn get_post(&self, post_id: &str) -> Result<Option<Post>> {
         Ok(self.inner.lock().unwrap().posts.get(post_id).cloned())
     }

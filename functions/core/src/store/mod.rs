@@ -90,7 +90,9 @@ pub enum Created {
 pub trait PostStore: DeliveryLog + AccountStore + Send + Sync {
     /// Writes the delivery, the post and its destinations at once, or nothing if the delivery
     /// is already known.
-    async fn create_post(&self, delivery: &Delivery, post: &Post, destinations: &[Destination]) -> Result<Created>;
+    async fn create_post(&self, delivery: &Delivery, post: &Post, destinations: &[Destination]) -> Result<Created> {
+        self.create_post_claiming(std::slice::from_ref(delivery), post, destinations).await
+    }
     async fn get_post(&self, post_id: &str) -> Result<Option<Post>>;
     async fn get_destination(&self, post_id: &str, account_id: &str) -> Result<Option<Destination>>;
     async fn list_destinations(&self, post_id: &str) -> Result<Vec<Destination>>;
