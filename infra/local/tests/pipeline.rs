@@ -130,7 +130,13 @@ async fn forged_and_malformed_webhooks_are_refused_and_leave_no_item() {
     assert_eq!(status, 400);
     assert_eq!(answer["error"]["field"], "media[0].type");
 
-    let unsigned = reqwest::Client::new().post(stack.webhook_url()).body(body).send().await.unwrap();
+    let unsigned = reqwest::Client::new()
+        .post(stack.webhook_url())
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unsigned.status(), 401);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(post_items(&stack).await, 0);

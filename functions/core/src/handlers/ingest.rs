@@ -43,6 +43,7 @@ async fn generic_webhook(deps: &Ingest, request: &Request) -> Result<Response<Bo
     if body.len() > MAX_BODY_BYTES {
         return Err(RequestError::new(413, "body_too_large", format!("the body exceeds {MAX_BODY_BYTES} bytes")));
     }
+    super::source_webhooks::content_type(request, &["application/json"])?;
     let now = deps.clock.now();
     let event_id = deps.generic.verify(request.headers(), body, now)?;
     let post_request = generic::parse(body)?;

@@ -57,7 +57,7 @@ pub async fn handle(deps: &Ingest, path: &str, request: &Request) -> Result<Resp
 
 /// `415 unsupported_media_type` unless the media type (parameters such as charset aside) is one
 /// of `allowed`.
-fn content_type(request: &Request, allowed: &[&str]) -> Result<(), RequestError> {
+pub(super) fn content_type(request: &Request, allowed: &[&str]) -> Result<(), RequestError> {
     let value = request.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let media_type = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     if allowed.contains(&media_type.as_str()) {

@@ -485,6 +485,10 @@ async fn ingest_refuses_bad_requests_and_writes_nothing() {
         assert_eq!(body["error"]["field"].as_str(), field, "{body}");
         assert_eq!(response.headers()["content-type"], "application/json");
     }
+    let mut xml = signed(GOOD, "m7", ts, SECRET);
+    xml.headers_mut().insert("content-type", "application/xml".parse().unwrap());
+    let response = ingest::handle(&deps, xml).await;
+    assert_eq!((response.status().as_u16(), body_json(&response)["error"]["code"].as_str()), (415, Some("unsupported_media_type")));
     assert_eq!(w.store.post_count(), 0);
     let not_found = http::Request::builder().uri("/nope").body(Body::Empty).unwrap();
     assert_eq!(ingest::handle(&deps, not_found).await.status(), 404);
