@@ -191,3 +191,35 @@ async fn with_errors_and_timeouts_injected_every_post_is_published_exactly_once(
     }
     assert_eq!(stack.sim.as_ref().unwrap().duplicate_publish_attempts(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_near_the_rate_limit_pauses_the_account_and_says_so() {
+    // 10 calls an hour: the usage headers pass 80 % after a handful of calls.
+    let stack = stack(SimConfig { account_calls_per_hour: 10, ..fast_sim() }).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let body = common::post(&format!("busy {i}"), "https://cdn.example.com/b.jpg", "image");
+        ids.push(accepted(&stack, &body, &format!("msg_busy_{i}")).await);
+    }
+    let mut deferred = None;
+    'wait: for _ in 0..300 {
+        for id in &ids {
+            let d = stack.destinations(id).await.remove(0);
+            if d.state == DestState::Deferred {
+                deferred = Some(d);
+                break 'wait;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let d = deferred.expect("no post waited for the rate limit");
+    assert!(d.history.last().unwrap().note.as_deref().unwrap().contains("rate limit"), "{:?}", d.history);
+    let usage = stack.store.get_account_usage(ACCOUNT).await.unwrap().expect("usage recorded");
+    assert!(usage.latest.unwrap().account >= 80, "{usage:?}");
+    assert!(usage.throttled_until.is_some());
+    // Nothing failed: waiting is not failing.
+    for id in &ids {
+        let d = stack.destinations(id).await.remove(0);
+        assert_ne!(d.state, DestState::Failed, "{:?}", d.failure);
+    }
+}
