@@ -74,3 +74,16 @@ clean:
 ## distclean: clean, and also remove .venv and node_modules
 distclean: clean
 	rm -rf $(VENV) node_modules
+
+.PHONY: bench soak
+SOAK_POSTS ?= 1000
+SOAK_RATE  ?= 1.8
+
+## bench: release-build, then measure on a local stack of its own (Graph calls and handler time per post vs a sleep-poll baseline, latency, webhook load, bootstrap size/init/RSS) -> bench/results.md
+bench: build
+	cargo run -q -p instapipe-local --bin bench -- --functions "$(FUNCTIONS)"
+
+## soak: 1,000 posts (SOAK_POSTS, SOAK_RATE per second) through injected faults and duplicate deliveries (lost 0, duplicated 0 expected), then PROPTEST_CASES=20000 property tests
+soak: deps
+	cargo run -q -p instapipe-local --bin soak -- --posts $(SOAK_POSTS) --rate $(SOAK_RATE)
+	PROPTEST_CASES=20000 cargo test -p instapipe-core --test properties

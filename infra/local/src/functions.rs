@@ -48,11 +48,13 @@ pub struct Functions {
     refresh: Option<Arc<TokenRefresh>>,
     notify: Option<Arc<Notify>>,
     usage: Mutex<HashMap<Function, Usage>>,
+    /// Invocations started, per function (started − finished = still running).
+    started: Mutex<HashMap<Function, u64>>,
 }
 
 impl Functions {
     pub fn new(pipeline: Arc<Pipeline>) -> Self {
-        Functions { pipeline, refresh: None, notify: None, usage: Mutex::new(HashMap::new()) }
+        Functions { pipeline, refresh: None, notify: None, usage: Mutex::new(HashMap::new()), started: Mutex::new(HashMap::new()) }
     }
 
     pub fn with_operations(mut self, refresh: Arc<TokenRefresh>, notify: Arc<Notify>) -> Self {
@@ -64,6 +66,7 @@ impl Functions {
     /// Runs the function like Lambda would: deserialize, handle, serialize. An error is what
     /// the runtime would report as a failed invocation.
     pub async fn invoke(&self, function: Function, payload: Value) -> Result<Value, String> {
+        *self.started.lock().unwrap().entry(function).or_default() += 1;
         let started = Instant::now();
         let deps = &self.pipeline;
         let result = match function {
@@ -108,5 +111,12 @@ impl Functions {
 
     pub fn usage(&self) -> HashMap<Function, Usage> {
         self.usage.lock().unwrap().clone()
+    }
+
+    /// Invocations running now, per function (a handler stuck on a call shows here).
+    pub fn in_flight(&self) -> HashMap<Function, u64> {
+        let usage = self.usage.lock().unwrap();
+        let started = self.started.lock().unwrap();
+        started.iter().map(|(f, n)| (*f, n - usage.get(f).map_or(0, |u| u.invocations))).filter(|(_, n)| *n > 0).collect()
     }
 }

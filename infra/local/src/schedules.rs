@@ -10,6 +10,7 @@ use instapipe_core::scheduler::parse_at_expression;
 use time::OffsetDateTime;
 
 use crate::functions::{Function, Functions};
+use crate::stream::Duplicator;
 
 /// Lambda's asynchronous invocation retries a failed invocation twice.
 const ASYNC_RETRIES: u32 = 2;
@@ -32,15 +33,26 @@ impl Targets {
 }
 
 pub async fn run(client: Client, group: String, targets: Arc<Targets>, functions: Arc<Functions>) {
+    run_with(client, group, targets, functions, Arc::new(Duplicator::off())).await
+}
+
+/// `run`, firing the schedules `duplicates` picks twice (Scheduler delivers at least once).
+pub async fn run_with(client: Client, group: String, targets: Arc<Targets>, functions: Arc<Functions>, duplicates: Arc<Duplicator>) {
     loop {
-        if let Err(err) = fire_due(&client, &group, &targets, &functions).await {
+        if let Err(err) = fire_due(&client, &group, &targets, &functions, &duplicates).await {
             tracing::warn!(error = %err, "reading schedules failed; trying again");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
-async fn fire_due(client: &Client, group: &str, targets: &Arc<Targets>, functions: &Arc<Functions>) -> Result<(), String> {
+async fn fire_due(
+    client: &Client,
+    group: &str,
+    targets: &Arc<Targets>,
+    functions: &Arc<Functions>,
+    duplicates: &Duplicator,
+) -> Result<(), String> {
     let mut names = Vec::new();
     let mut pages = client.list_schedules().group_name(group).into_paginator().send();
     while let Some(page) = pages.next().await {
@@ -69,6 +81,15 @@ async fn fire_due(client: &Client, group: &str, targets: &Arc<Targets>, function
             tracing::error!(%name, arn = target.arn(), "schedule targets an unknown function; dropped");
             continue;
         };
+        if duplicates.roll() {
+            let (functions, input, name, delay) = (functions.clone(), input.clone(), name.clone(), duplicates.delay());
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Err(err) = functions.invoke(function, input).await {
+                    tracing::warn!(%name, error = %err, "duplicate scheduled invocation failed");
+                }
+            });
+        }
         let functions = functions.clone();
         tokio::spawn(async move {
             for attempt in 0..=ASYNC_RETRIES {

@@ -52,6 +52,10 @@ pub struct Settings {
     pub sources: SourceSecrets,
     /// Handler variables (`POLL_*`, `GRAPH_API_*`, ...), over the local defaults.
     pub handler_vars: HashMap<String, String>,
+    /// `INSTAPIPE_DUPLICATE_RATE` (0): share of stream records and schedule firings the runners
+    /// deliver twice, as Lambda and Scheduler may; `INSTAPIPE_DUPLICATE_SEED` (1) seeds the choice.
+    pub duplicate_rate: f64,
+    pub duplicate_seed: u64,
 }
 
 pub const DEMO_SECRET: &str = "whsec_bG9jYWwtZGVtby1zZWNyZXQtZm9yLWluc3RhcGlwZQ==";
@@ -104,6 +108,15 @@ impl Settings {
             sources: SourceSecrets::from_env(),
             api_key: var("INSTAPIPE_API_KEY").unwrap_or_else(|| DEMO_API_KEY.into()),
             handler_vars,
+            duplicate_rate: match var("INSTAPIPE_DUPLICATE_RATE") {
+                None => 0.0,
+                Some(v) => v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|r| (0.0..=1.0).contains(r))
+                    .ok_or("INSTAPIPE_DUPLICATE_RATE must be a number between 0 and 1")?,
+            },
+            duplicate_seed: var("INSTAPIPE_DUPLICATE_SEED").map_or(Ok(1), |v| v.parse().map_err(|_| "INSTAPIPE_DUPLICATE_SEED must be an integer"))?,
         })
     }
 
@@ -122,6 +135,8 @@ impl Settings {
             sources: SourceSecrets::default(),
             api_key: DEMO_API_KEY.into(),
             handler_vars: HashMap::new(),
+            duplicate_rate: 0.0,
+            duplicate_seed: 1,
         }
     }
 

@@ -53,6 +53,11 @@ impl Drop for LocalStack {
     }
 }
 
+/// The stream runner's (`lane` 0) and the schedule firer's (1) duplicate deliveries.
+fn duplicator(settings: &Settings, lane: u64) -> Arc<stream::Duplicator> {
+    Arc::new(stream::Duplicator::new(settings.duplicate_rate, settings.duplicate_seed.wrapping_mul(2).wrapping_add(lane)))
+}
+
 /// Clients for the local endpoints, whatever `AWS_*` variables the shell has.
 fn local_sdk_config() -> SdkConfig {
     SdkConfig::builder()
@@ -146,8 +151,14 @@ impl LocalStack {
             .map_err(|e| format!("cannot listen on port {}: {e}", settings.http_port))?;
         let base_url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
         let tasks = vec![
-            tokio::spawn(stream::run(streams, stream_arn, mappings, functions.clone())),
-            tokio::spawn(schedules::run(clients.scheduler.clone(), config.schedule_group.clone(), targets, functions.clone())),
+            tokio::spawn(stream::run_with(streams, stream_arn, mappings, functions.clone(), duplicator(&settings, 0))),
+            tokio::spawn(schedules::run_with(
+                clients.scheduler.clone(),
+                config.schedule_group.clone(),
+                targets,
+                functions.clone(),
+                duplicator(&settings, 1),
+            )),
             tokio::spawn(async move {
                 let _ = axum::serve(listener, http_server::router(ingest)).await;
             }),

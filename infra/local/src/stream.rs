@@ -3,7 +3,7 @@
 //! filters of template.yaml, retrying the records a batch reports as failed.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord, StreamViewType};
@@ -36,11 +36,64 @@ impl Mapping {
     }
 }
 
+/// At-least-once delivery made visible: decides, with a seeded generator, which stream records
+/// and schedule firings are delivered a second time (`INSTAPIPE_DUPLICATE_RATE`, default 0).
+/// The same seed and order of decisions repeat the same choices.
+pub struct Duplicator {
+    rate: f64,
+    state: Mutex<u64>,
+}
+
+impl Duplicator {
+    pub fn new(rate: f64, seed: u64) -> Duplicator {
+        let rate = if rate.is_nan() { 0.0 } else { rate.clamp(0.0, 1.0) };
+        Duplicator { rate, state: Mutex::new(seed) }
+    }
+
+    /// Never duplicates.
+    pub fn off() -> Duplicator {
+        Duplicator::new(0.0, 0)
+    }
+
+    /// `true` with probability `rate` (splitmix64; a rate of 0 draws nothing).
+    pub fn roll(&self) -> bool {
+        if self.rate <= 0.0 {
+            return false;
+        }
+        let mut state = self.state.lock().unwrap();
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 11) as f64 / (1u64 << 53) as f64) < self.rate
+    }
+
+    /// How long to hold a duplicate back, 0–999 ms, so that it sometimes races the original
+    /// and sometimes comes after it.
+    pub fn delay(&self) -> Duration {
+        let mut state = self.state.lock().unwrap();
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        Duration::from_millis((*state >> 33) % 1000)
+    }
+}
+
 /// Polls every shard of the stream forever, handing each batch to every mapping.
 pub async fn run(client: Client, stream_arn: String, mappings: Arc<Vec<Mapping>>, functions: Arc<Functions>) {
+    run_with(client, stream_arn, mappings, functions, Arc::new(Duplicator::off())).await
+}
+
+/// `run`, delivering the records `duplicates` picks a second time, in a batch of their own.
+pub async fn run_with(
+    client: Client,
+    stream_arn: String,
+    mappings: Arc<Vec<Mapping>>,
+    functions: Arc<Functions>,
+    duplicates: Arc<Duplicator>,
+) {
     let mut iterators: HashMap<String, Option<String>> = HashMap::new();
     loop {
-        if let Err(err) = poll_once(&client, &stream_arn, &mut iterators, &mappings, &functions).await {
+        if let Err(err) = poll_once(&client, &stream_arn, &mut iterators, &mappings, &functions, &duplicates).await {
             tracing::warn!(error = %err, "reading the stream failed; trying again");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -54,6 +107,7 @@ async fn poll_once(
     iterators: &mut HashMap<String, Option<String>>,
     mappings: &Arc<Vec<Mapping>>,
     functions: &Arc<Functions>,
+    duplicates: &Arc<Duplicator>,
 ) -> Result<(), String> {
     let description = client.describe_stream().stream_arn(stream_arn).send().await.map_err(|e| format!("{e:?}"))?;
     for shard in description.stream_description().map(|d| d.shards()).unwrap_or_default() {
@@ -77,6 +131,16 @@ async fn poll_once(
         let records: Vec<EventRecord> = out.records.unwrap_or_default().into_iter().map(|r| to_lambda_record(r, stream_arn)).collect();
         for chunk in records.chunks(BATCH_SIZE) {
             deliver(chunk, mappings, functions);
+        }
+        let again: Vec<EventRecord> = records.iter().filter(|_| duplicates.roll()).cloned().collect();
+        if !again.is_empty() {
+            let (mappings, functions, delay) = (mappings.clone(), functions.clone(), duplicates.delay());
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                for chunk in again.chunks(BATCH_SIZE) {
+                    deliver(chunk, &mappings, &functions);
+                }
+            });
         }
     }
     Ok(())

@@ -1,0 +1,455 @@
+//! `make soak`: pushes posts through the pipeline on a local stack of its own while everything
+//! that may go wrong in production goes wrong, and checks that no post is lost and none is
+//! published twice.
+//!
+//! ```sh
+//! make soak                                         # this, then the long property-test run
+//! cargo run -p instapipe-local --bin soak -- --posts 1000 --rate 1.8 --drain 300
+//! ```
+//!
+//! - the Graph API simulator answers 10 % of calls with a 5xx, lets 2 % hang past the client's
+//!   timeout, and loses the answer of 2 % of successful publishes (seeded);
+//! - the local runner delivers 10 % of stream records and of schedule firings twice (seeded);
+//! - every webhook is sent twice with the same id (generic, Shopify and WordPress; the second
+//!   time signed again with the current time).
+//!
+//! Printed at the end: posts accepted, published, failed (by reason), lost (accepted but in no
+//! final state after the drain) and duplicated (published more than once on the simulator).
+//! Exit code 1 when anything was lost or duplicated.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use graph_sim::SimConfig;
+use instapipe_core::post::{DestState, Destination};
+use instapipe_core::sources::signing::shopify_signature;
+use instapipe_local::LocalStack;
+use instapipe_local::settings::Settings;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+
+const ACCOUNTS: [(&str, &str); 4] = [
+    ("17841400000000001", "IGAA-soak-token-1"),
+    ("17841400000000002", "IGAA-soak-token-2"),
+    ("17841400000000003", "IGAA-soak-token-3"),
+    ("17841400000000004", "IGAA-soak-token-4"),
+];
+
+struct Args {
+    posts: usize,
+    rate: f64,
+    drain: Duration,
+    seed: u64,
+}
+
+fn args() -> Args {
+    let mut args = Args { posts: 1000, rate: 1.8, drain: Duration::from_secs(300), seed: 7 };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{arg} needs a value"));
+        match arg.as_str() {
+            "--posts" => args.posts = value().parse().expect("--posts N"),
+            "--rate" => args.rate = value().parse().expect("--rate POSTS_PER_SECOND"),
+            "--drain" => args.drain = Duration::from_secs(value().parse().expect("--drain SECONDS")),
+            "--seed" => args.seed = value().parse().expect("--seed N"),
+            "-h" | "--help" => {
+                eprintln!("soak [--posts 1000] [--rate 1.8] [--drain 300] [--seed 7]");
+                std::process::exit(0);
+            }
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    args
+}
+
+fn root() -> std::path::PathBuf {
+    std::env::var_os("INSTAPIPE_ROOT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = root().join("../shared/fixtures/webhooks").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// What the soak sends as post `i`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Source {
+    GenericImage,
+    GenericReel,
+    GenericCarousel,
+    Shopify,
+    WordPress,
+}
+
+fn source_of(i: usize) -> Source {
+    match i % 20 {
+        7 => Source::Shopify,
+        13 => Source::WordPress,
+        3 | 11 | 17 => Source::GenericReel,
+        5 | 15 => Source::GenericCarousel,
+        _ => Source::GenericImage,
+    }
+}
+
+/// One webhook, ready to be signed at send time (so the second delivery is signed anew).
+struct Webhook {
+    url: String,
+    id: String,
+    body: Vec<u8>,
+    kind: Source,
+}
+
+fn webhook(stack: &LocalStack, i: usize) -> Webhook {
+    let kind = source_of(i);
+    let url = |source: &str| format!("{}/webhooks/{source}", stack.base_url);
+    match kind {
+        Source::Shopify => {
+            let mut product: Value = serde_json::from_slice(&fixture("shopify-products-create.body.json")).unwrap();
+            product["id"] = json!(9_000_000_000_000u64 + i as u64);
+            product["title"] = json!(format!("Soak mug soak-{i:06}"));
+            Webhook { url: url("shopify"), id: format!("soak-shopify-{i:06}"), body: product.to_string().into_bytes(), kind }
+        }
+        Source::WordPress => {
+            let mut event: Value = serde_json::from_slice(&fixture("wordpress-post-published.body.json")).unwrap();
+            event["data"]["id"] = json!(100_000 + i);
+            event["data"]["title"] = json!(format!("Soak article soak-{i:06}"));
+            event["data"]["excerpt"] = json!(format!("Excerpt of soak article {i}."));
+            event["data"]["permalink"] = json!(format!("https://blog.example.com/soak/{i}/"));
+            Webhook { url: url("wordpress"), id: format!("msg_soak_wp_{i:06}"), body: event.to_string().into_bytes(), kind }
+        }
+        _ => {
+            let media = match kind {
+                Source::GenericReel => json!([{ "url": format!("https://cdn.example.com/soak/{i}.mp4"), "type": "video" }]),
+                Source::GenericCarousel => json!([
+                    { "url": format!("https://cdn.example.com/soak/{i}-1.jpg"), "type": "image" },
+                    { "url": format!("https://cdn.example.com/soak/{i}-2.jpg"), "type": "image" },
+                ]),
+                _ => json!([{ "url": format!("https://cdn.example.com/soak/{i}.jpg"), "type": "image" }]),
+            };
+            // Every tenth generic post goes to two accounts.
+            let first = ACCOUNTS[i % ACCOUNTS.len()].0;
+            let accounts = if i % 10 == 0 { json!([first, ACCOUNTS[(i + 1) % ACCOUNTS.len()].0]) } else { json!([first]) };
+            let body = json!({ "caption": format!("Soak post soak-{i:06} #soak"), "media": media, "accounts": accounts });
+            Webhook { url: url("generic"), id: format!("msg_soak_{i:06}"), body: body.to_string().into_bytes(), kind }
+        }
+    }
+}
+
+/// Sends the webhook signed now; (status, answer).
+async fn send(http: &reqwest::Client, stack: &LocalStack, w: &Webhook) -> Result<(u16, Value), String> {
+    let now = OffsetDateTime::now_utc();
+    let mut request = http.post(&w.url).header("content-type", "application/json").body(w.body.clone());
+    match w.kind {
+        Source::Shopify => {
+            let signature = shopify_signature(&stack.settings.sources.shopify, &w.body);
+            request = request
+                .header("X-Shopify-Topic", "products/create")
+                .header("X-Shopify-Hmac-Sha256", signature)
+                .header("X-Shopify-Shop-Domain", "example-store.myshopify.com")
+                .header("X-Shopify-API-Version", "2026-10")
+                .header("X-Shopify-Webhook-Id", &w.id)
+                .header("X-Shopify-Event-Id", format!("{}-event", w.id))
+                .header("X-Shopify-Triggered-At", now.format(&time::format_description::well_known::Rfc3339).unwrap());
+        }
+        _ => {
+            let secret = if w.kind == Source::WordPress { &stack.settings.sources.wordpress } else { &stack.settings.generic_secret };
+            let ts = now.unix_timestamp();
+            let signature = standardwebhooks::Webhook::new(secret).map_err(|e| e.to_string())?.sign(&w.id, ts, &w.body).map_err(|e| e.to_string())?;
+            request = request.header("webhook-id", &w.id).header("webhook-timestamp", ts.to_string()).header("webhook-signature", signature);
+        }
+    }
+    let response = request.send().await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response.text().await.map_err(|e| e.to_string())?;
+    Ok((status, serde_json::from_str(&body).unwrap_or(Value::String(body))))
+}
+
+#[derive(Default)]
+struct Tally {
+    /// post id → (what, caption key i).
+    accepted: HashMap<String, (Source, usize)>,
+    refused: Vec<String>,
+    /// The second delivery did not answer the same post as a duplicate.
+    inconsistent_repeats: Vec<String>,
+    webhooks_sent: usize,
+}
+
+fn progress(message: impl AsRef<str>) {
+    println!("[soak {}] {}", OffsetDateTime::now_utc().time().truncate_to_second(), message.as_ref());
+}
+
+fn init_logging() -> std::path::PathBuf {
+    let dir = root().join(".local");
+    std::fs::create_dir_all(&dir).ok();
+    let path = dir.join("soak.log");
+    let file = std::fs::File::create(&path).expect("create .local/soak.log");
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt().with_writer(Mutex::new(file)).with_ansi(false).with_env_filter(filter).try_init();
+    path
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args = args();
+    let log = init_logging();
+    let mut settings = Settings::for_tests();
+    settings
+        .set("POLL_INLINE_CHECKS_MS", "200,300,500")
+        .set("POLL_INTERVAL_SECS", "1")
+        .set("POLL_MAX_INTERVAL_SECS", "2")
+        .set("GRAPH_API_TIMEOUT_MS", "2000");
+    settings.duplicate_rate = 0.10;
+    settings.duplicate_seed = args.seed;
+    let sim = SimConfig {
+        image_delay: Duration::from_millis(300),
+        video_delay: Duration::from_secs(3),
+        seed: args.seed,
+        error_rate: 0.10,
+        timeout_rate: 0.02,
+        // Longer than the client's 2 s GRAPH_API_TIMEOUT_MS: the client gives up first.
+        timeout: Duration::from_secs(3),
+        lost_publish_rate: 0.02,
+        // Not what is soaked: 1,000 posts are more than four accounts' daily quota and hourly
+        // call budget.
+        quota_total: 1_000_000,
+        account_calls_per_hour: 0,
+        ..SimConfig::default()
+    };
+    progress(format!(
+        "{} posts at {}/s; simulator: 5xx {:.0} %, timeouts {:.0} % ({} s hang vs 2 s client timeout), lost publish answers {:.0} %, seed {}; \
+         runner: {:.0} % of stream records and schedule firings delivered twice; every webhook sent twice; logs in {}",
+        args.posts,
+        args.rate,
+        sim.error_rate * 100.0,
+        sim.timeout_rate * 100.0,
+        sim.timeout.as_secs(),
+        sim.lost_publish_rate * 100.0,
+        sim.seed,
+        settings.duplicate_rate * 100.0,
+        log.display()
+    ));
+    let stack = Arc::new(LocalStack::start(settings, sim).await.expect("the local stack starts (did `make deps` run?)"));
+    for (account, token) in ACCOUNTS {
+        stack.add_account(account, token).await.unwrap();
+    }
+    let started = Instant::now();
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let http = reqwest::Client::new();
+    let gate = Arc::new(Semaphore::new(16));
+    let interval = Duration::from_secs_f64(1.0 / args.rate);
+    let t0 = tokio::time::Instant::now();
+    let mut last_report = Instant::now();
+    let mut sends = Vec::new();
+    for i in 0..args.posts {
+        tokio::time::sleep_until(t0 + interval * i as u32).await;
+        let permit = gate.clone().acquire_owned().await.unwrap();
+        let (stack2, tally2, http) = (stack.clone(), tally.clone(), http.clone());
+        sends.push(tokio::spawn(async move {
+            let (stack, tally) = (stack2, tally2);
+            let w = webhook(&stack, i);
+            let first = send(&http, &stack, &w).await;
+            let second = send(&http, &stack, &w).await;
+            drop(permit);
+            let mut t = tally.lock().unwrap();
+            t.webhooks_sent += 2;
+            match first {
+                Ok((202, answer)) => {
+                    let Some(post_id) = answer["post_id"].as_str() else {
+                        t.refused.push(format!("#{i} {:?}: 202 without a post ({answer})", w.kind));
+                        return;
+                    };
+                    t.accepted.insert(post_id.to_string(), (w.kind, i));
+                    match second {
+                        Ok((202, again)) if again["post_id"] == answer["post_id"] && again["duplicate"] == true => {}
+                        other => t.inconsistent_repeats.push(format!("#{i} {:?} post {post_id}: second delivery answered {other:?}", w.kind)),
+                    }
+                }
+                other => t.refused.push(format!("#{i} {:?}: {other:?}", w.kind)),
+            }
+        }));
+        if last_report.elapsed() >= Duration::from_secs(15) {
+            last_report = Instant::now();
+            report_progress(&stack, &tally, started, i + 1).await;
+        }
+    }
+    for s in sends {
+        let _ = s.await;
+    }
+    progress(format!("all {} posts sent (twice each) in {:.0} s; draining (up to {} s)", args.posts, started.elapsed().as_secs_f64(), args.drain.as_secs()));
+    let drain_started = Instant::now();
+    let mut dests;
+    loop {
+        dests = accepted_destinations(&stack, &tally).await;
+        let open = dests.values().flatten().filter(|d| !d.state.is_final()).count();
+        let missing = dests.values().filter(|d| d.is_empty()).count();
+        if open == 0 && missing == 0 {
+            break;
+        }
+        if drain_started.elapsed() > args.drain {
+            break;
+        }
+        if last_report.elapsed() >= Duration::from_secs(15) {
+            last_report = Instant::now();
+            report_progress(&stack, &tally, started, args.posts).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    // Late duplicates (a stream record or schedule delivered again) may still be in flight.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    dests = accepted_destinations(&stack, &tally).await;
+    let ok = summary(&stack, &tally, &dests, started, drain_started.elapsed());
+    std::process::exit(if ok { 0 } else { 1 });
+}
+
+/// Every accepted post's destinations, read from the table.
+async fn accepted_destinations(stack: &LocalStack, tally: &Mutex<Tally>) -> BTreeMap<String, Vec<Destination>> {
+    let ids: Vec<String> = tally.lock().unwrap().accepted.keys().cloned().collect();
+    let all = stack.all_destinations().await.unwrap_or_default();
+    let mut by_post: BTreeMap<String, Vec<Destination>> = ids.into_iter().map(|id| (id, Vec::new())).collect();
+    for d in all {
+        if let Some(v) = by_post.get_mut(&d.post_id) {
+            v.push(d);
+        }
+    }
+    by_post
+}
+
+async fn report_progress(stack: &LocalStack, tally: &Mutex<Tally>, started: Instant, sent: usize) {
+    let dests = accepted_destinations(stack, tally).await;
+    let mut states: BTreeMap<&str, usize> = BTreeMap::new();
+    for d in dests.values().flatten() {
+        *states.entry(d.state.as_str()).or_default() += 1;
+    }
+    let sim = stack.sim.as_ref().unwrap();
+    let running: BTreeMap<&str, u64> = stack.functions.in_flight().into_iter().map(|(f, n)| (f.name(), n)).collect();
+    progress(format!(
+        "{:>4.0} s: {sent} posts sent, {} accepted; destinations {:?}; running invocations {:?}; simulator: {} published, {} Graph requests",
+        started.elapsed().as_secs_f64(),
+        dests.len(),
+        states,
+        running,
+        sim.published().len(),
+        sim.requests().len()
+    ));
+}
+
+/// The post number every caption carries as `soak-NNNNNN` (in the title for Shopify and WordPress).
+fn post_number(caption: &str) -> Option<usize> {
+    caption.match_indices("soak-").find_map(|(at, _)| {
+        let digits = caption.get(at + 5..at + 11)?;
+        digits.bytes().all(|b| b.is_ascii_digit()).then(|| digits.parse().ok()).flatten()
+    })
+}
+
+fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Vec<Destination>>, started: Instant, drained: Duration) -> bool {
+    let tally = tally.lock().unwrap();
+    let sim = stack.sim.as_ref().unwrap();
+    let published_on_sim = sim.published();
+    // (account, post number) → media ids published.
+    let mut live: HashMap<(String, Option<usize>), Vec<String>> = HashMap::new();
+    for m in &published_on_sim {
+        let number = m.caption.as_deref().and_then(post_number);
+        live.entry((m.ig_user_id.clone(), number)).or_default().push(m.media_id.clone());
+    }
+
+    let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut failures: BTreeMap<String, usize> = BTreeMap::new();
+    let mut lost = Vec::new();
+    let mut failed_but_live = Vec::new();
+    let mut published_not_live = Vec::new();
+    let mut by_source: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
+    for (post_id, ds) in dests {
+        let (source, i) = tally.accepted[post_id];
+        let entry = by_source.entry(format!("{source:?}")).or_default();
+        entry.0 += 1;
+        if ds.is_empty() || ds.iter().any(|d| !d.state.is_final()) {
+            lost.push(post_id.clone());
+        }
+        for d in ds {
+            *by_state.entry(d.state.as_str()).or_default() += 1;
+            let on_sim = live.get(&(d.account_id.clone(), Some(i))).map_or(0, Vec::len);
+            match d.state {
+                DestState::Published => {
+                    entry.1 += 1;
+                    if on_sim == 0 {
+                        published_not_live.push(format!("{post_id}/{}", d.account_id));
+                    }
+                }
+                DestState::Failed => {
+                    entry.2 += 1;
+                    let reason = d.failure.as_ref().map_or("(no reason)".to_string(), |f| {
+                        let code = f.code.map(|c| format!(" [code {c}{}]", f.subcode.map(|s| format!("/{s}")).unwrap_or_default())).unwrap_or_default();
+                        format!("{}{code}", f.reason.chars().take(140).collect::<String>())
+                    });
+                    *failures.entry(reason).or_default() += 1;
+                    if on_sim > 0 {
+                        failed_but_live.push(format!("{post_id}/{}", d.account_id));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let duplicated: Vec<_> = live.iter().filter(|(_, v)| v.len() > 1).collect();
+    let unknown: Vec<_> = live.keys().filter(|(_, k)| k.is_none()).collect();
+    let destinations: usize = dests.values().map(Vec::len).sum();
+    let published_dests = by_state.get("PUBLISHED").copied().unwrap_or(0);
+    let usage = stack.functions.usage();
+    let mut invocations: Vec<_> = usage.iter().map(|(f, u)| format!("{} {} ({} failed)", f.name(), u.invocations, u.errors)).collect();
+    invocations.sort();
+
+    println!();
+    println!("## Soak result");
+    println!();
+    println!("| | |");
+    println!("|---|---|");
+    println!("| Posts sent | {} webhooks ({} requests: each sent twice) in {:.0} s, drain {:.0} s |", tally.webhooks_sent / 2, tally.webhooks_sent, started.elapsed().as_secs_f64() - drained.as_secs_f64(), drained.as_secs_f64());
+    println!("| Posts accepted | {} ({} destinations) |", tally.accepted.len(), destinations);
+    println!("| Refused | {} |", tally.refused.len());
+    println!("| Second delivery not answered as the same post | {} |", tally.inconsistent_repeats.len());
+    println!("| Destinations PUBLISHED | {published_dests} |");
+    println!("| Destinations FAILED | {} |", by_state.get("FAILED").copied().unwrap_or(0));
+    println!("| States | {by_state:?} |");
+    for (reason, n) in &failures {
+        println!("| Failed: {} | {n} |", reason.replace('|', "/"));
+    }
+    println!("| By source (posts, published dests, failed dests) | {by_source:?} |");
+    println!("| **Lost** (accepted, not final after the drain) | **{}** |", lost.len());
+    println!("| **Duplicated** (published more than once on the simulator) | **{}** |", duplicated.len());
+    println!("| Simulator: media published / duplicate publish attempts | {} / {} |", published_on_sim.len(), sim.duplicate_publish_attempts());
+    println!("| FAILED but live on the simulator | {} |", failed_but_live.len());
+    println!("| PUBLISHED but not on the simulator | {} |", published_not_live.len());
+    println!("| Live media not matched to a post | {} |", unknown.len());
+    println!("| Graph requests received by the simulator | {} |", sim.requests().len());
+    println!("| Invocations (with duplicates and retries) | {} |", invocations.join(", "));
+    let running: BTreeMap<&str, u64> = stack.functions.in_flight().into_iter().map(|(f, n)| (f.name(), n)).collect();
+    println!("| Invocations still running at the end | {running:?} |");
+    println!();
+    for r in tally.refused.iter().take(10) {
+        println!("refused: {r}");
+    }
+    for r in tally.inconsistent_repeats.iter().take(10) {
+        println!("repeat: {r}");
+    }
+    for ((account, number), media) in duplicated.iter().take(20) {
+        let post = tally.accepted.iter().find(|(_, (_, i))| Some(*i) == *number).map(|(id, _)| id.clone());
+        println!("duplicated: soak-{number:?} (post {post:?}) on {account}: media {media:?}");
+    }
+    for id in failed_but_live.iter().chain(&published_not_live).take(20) {
+        println!("mismatch: {id}");
+    }
+    for post_id in lost.iter().take(20) {
+        println!("lost: post {post_id} ({:?})", tally.accepted[post_id]);
+        for d in &dests[post_id] {
+            println!("  {} {} v{} container {:?} poll {} publish attempts {}", d.account_id, d.state.as_str(), d.version, d.container_id, d.poll_attempt, d.publish_attempts);
+            for h in &d.history {
+                println!("    {} {} {}", h.at, h.state.as_str(), h.note.as_deref().unwrap_or(""));
+            }
+        }
+    }
+    lost.is_empty() && duplicated.is_empty() && failed_but_live.is_empty() && tally.inconsistent_repeats.is_empty()
+}
