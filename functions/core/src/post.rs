@@ -234,6 +234,9 @@ impl DestState {
         match (self, next) {
             // Anything not yet handed to media_publish can be called off.
             (from, Cancelled) => !from.is_final() && from != Publishing,
+            // Only the operator's `instapipe posts retry` takes these: a FAILED destination
+            // starts again from the step it failed at. No handler moves a FAILED one.
+            (Failed, Queued | Ready) => true,
             (Scheduled, Queued) => true,
             (Scheduled | Queued, Processing) => true,
             (Processing, Ready) => true,
@@ -510,6 +513,23 @@ mod tests {
         assert_eq!(overall_state(&ds), PostState::Failed);
         let scheduled = post(Some(datetime!(2026-11-24 10:00 UTC))).destinations(now);
         assert_eq!(overall_state(&scheduled), PostState::Scheduled);
+    }
+
+    #[test]
+    fn an_operator_retry_is_the_only_way_out_of_failed() {
+        use DestState::*;
+        assert!(Failed.can_move_to(Queued) && Failed.can_move_to(Ready));
+        for next in [Scheduled, Processing, Publishing, Published, AwaitingAuth, Deferred, Cancelled, Failed] {
+            assert!(!Failed.can_move_to(next), "FAILED must not move to {next}");
+        }
+        for from in [Published, Cancelled] {
+            assert!(!from.can_move_to(Queued) && !from.can_move_to(Ready), "{from} stays final");
+        }
+        let now = datetime!(2026-11-23 10:00 UTC);
+        let mut d = post(None).destinations(now).remove(0);
+        d.fail(Failure::new("media could not be fetched"), now).unwrap();
+        d.move_to(Queued, now, Some("retried by an operator".into())).unwrap();
+        assert_eq!(d.history.last().unwrap().state, Queued);
     }
 
     #[test]

@@ -96,6 +96,11 @@ async fn run() -> Result<(), String> {
     let key = if settings.api_key == instapipe_local::settings::DEMO_API_KEY { settings.api_key.as_str() } else { "$INSTAPIPE_API_KEY" };
     println!("Posts API (contract at {}/openapi.yaml):", stack.base_url);
     println!("  curl -s '{}?limit=5' -H \"Authorization: Bearer {key}\"\n", stack.posts_url());
+    // The local stack's endpoints and names; its AWS credentials are moto's fixed test values.
+    let cli_env: Vec<String> = stack.cli_env().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!("Operator CLI against this stack (README, \"Operator CLI\"):");
+    println!("  export {}", cli_env.join(" "));
+    println!("  cargo run -q -p instapipe-cli -- posts list\n");
     println!("State changes of every post follow. Press Ctrl-C to stop.");
     let watch = async {
         loop {

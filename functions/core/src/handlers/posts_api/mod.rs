@@ -2,7 +2,7 @@
 //! (`Authorization: Bearer <key>`), served by the same function as the webhooks.
 //! Its contract is openapi.yaml at the repository root, served at `GET /openapi.yaml`.
 
-mod changes;
+pub mod changes;
 mod wire;
 mod view;
 

@@ -1,0 +1,118 @@
+//! The command line, as clap reads it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use instapipe_core::account::LoginFlavour;
+
+#[derive(Debug, Parser)]
+#[command(name = "instapipe", version, about = "Operate instapipe: accounts, posts and CSV imports")]
+#[command(after_help = "Configured like the functions (TABLE_NAME, SCHEDULE_GROUP, ... and the AWS_* variables); \
+see the README's \"Operator CLI\" section.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Instagram accounts and their tokens
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// Posts: list, show, cancel, retry
+    #[command(subcommand)]
+    Posts(PostsCommand),
+    /// Schedule posts from a CSV file (columns: caption,media,accounts,publish_at,options)
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Store an account's token (Secrets Manager) and the account; waiting posts continue
+    Add(AddArgs),
+    /// Every account: login, token expiry, status, latest API usage
+    List(ListAccountsArgs),
+    /// Refresh an account's long-lived token now
+    Refresh { id: String },
+}
+
+#[derive(Args)]
+pub struct AddArgs {
+    /// The Instagram professional account id
+    pub id: String,
+    /// The access token, or `-` to read it from stdin (keeps it out of the shell history)
+    #[arg(long)]
+    pub token: String,
+    #[arg(long, value_enum, default_value_t = Login::Instagram)]
+    pub login: Login,
+    /// The token is short-lived: exchange it for a long-lived one first
+    #[arg(long)]
+    pub exchange: bool,
+}
+
+/// Never shows the token.
+impl std::fmt::Debug for AddArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddArgs").field("id", &self.id).field("login", &self.login).field("exchange", &self.exchange).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ListAccountsArgs {
+    /// Also read each account's publishing quota from Instagram (one call per account)
+    #[arg(long)]
+    pub quota: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Login {
+    /// Instagram API with Instagram Login (graph.instagram.com)
+    Instagram,
+    /// Instagram API with Facebook Login for Business (graph.facebook.com)
+    Facebook,
+}
+
+impl From<Login> for LoginFlavour {
+    fn from(login: Login) -> LoginFlavour {
+        match login {
+            Login::Instagram => LoginFlavour::Instagram,
+            Login::Facebook => LoginFlavour::Facebook,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PostsCommand {
+    /// Destinations, newest first (one line per post and account)
+    List(ListPostsArgs),
+    /// A post: overall state, and per account its state, ids, permalink, failure and history
+    Show { id: String },
+    /// Cancel every account of a post not yet publishing
+    Cancel { id: String },
+    /// Re-queue a FAILED destination from the step it failed at
+    Retry {
+        id: String,
+        /// Only this account (default: every FAILED account of the post)
+        #[arg(long)]
+        account: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ListPostsArgs {
+    /// A destination state: SCHEDULED, QUEUED, PROCESSING, READY, PUBLISHING, PUBLISHED, FAILED, AWAITING_AUTH, DEFERRED, CANCELLED
+    #[arg(long)]
+    pub state: Option<String>,
+    #[arg(long)]
+    pub account: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    pub file: PathBuf,
+    /// Check every row and report; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
