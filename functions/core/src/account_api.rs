@@ -103,17 +103,12 @@ impl AccountApiClient {
                 match &self.from {
                     CredentialsFrom::Given => Ok(AppCredentials::default()),
                     CredentialsFrom::SecretsManager { client, name } => {
-                        let out = client
-                            .get_secret_value()
-                            .secret_id(name)
-                            .send()
-                            .await
-                            .map_err(|e| Error::aws("Secrets Manager GetSecretValue", e))?;
-                        serde_json::from_str(out.secret_string().unwrap_or_default()).map_err(|_| {
-                            Error::Config(format!(
-                                "secret {name} must be a JSON object with facebook_app_id, facebook_app_secret and/or instagram_app_secret"
-                            ))
-                        })
+                        crate::tokens::read_json_secret(
+                            client,
+                            name,
+                            "a JSON object with facebook_app_id, facebook_app_secret and/or instagram_app_secret",
+                        )
+                        .await
                     }
                 }
             })

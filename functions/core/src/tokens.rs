@@ -238,6 +238,11 @@ impl TokenSource for StaticTokens {
 
 /// Reads the webhook signing secrets: a JSON object keyed by source (`{"generic": "whsec_..."}`).
 pub async fn load_webhook_secrets(client: &Client, name: &str) -> Result<HashMap<String, String>> {
+    read_json_secret(client, name, "a JSON object of source → signing secret").await
+}
+
+/// Reads a secret holding JSON; the error says what `name` must hold, never what it holds.
+pub async fn read_json_secret<T: serde::de::DeserializeOwned>(client: &Client, name: &str, must_hold: &str) -> Result<T> {
     let out = client
         .get_secret_value()
         .secret_id(name)
@@ -245,7 +250,7 @@ pub async fn load_webhook_secrets(client: &Client, name: &str) -> Result<HashMap
         .await
         .map_err(|e| Error::aws("Secrets Manager GetSecretValue", e))?;
     serde_json::from_str(out.secret_string().unwrap_or_default())
-        .map_err(|_| Error::Config(format!("secret {name} must be a JSON object of source → signing secret")))
+        .map_err(|_| Error::Config(format!("secret {name} must be {must_hold}")))
 }
 
 #[cfg(test)]

@@ -9,16 +9,8 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{ACCOUNT, TOKEN, fast_sim, post, send, stack};
+use common::{ACCOUNT, TOKEN, fast_sim, post, post_items, send, stack};
 
-/// Items of posts (not accounts or other bookkeeping) in the table.
-async fn post_items(stack: &LocalStack) -> usize {
-    let out = stack.clients.dynamodb.scan().table_name(&stack.config.table_name).send().await.unwrap();
-    out.items()
-        .iter()
-        .filter(|i| i.get("pk").and_then(|v| v.as_s().ok()).is_some_and(|pk| pk.starts_with("POST#") || pk.starts_with("DELIVERY#")))
-        .count()
-}
 
 fn published_with(stack: &LocalStack, caption: &str) -> usize {
     common::published_with(stack, caption).len()

@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::post_items;
+
 use graph_sim::SimConfig;
 use instapipe_local::LocalStack;
 use instapipe_local::settings::Settings;
@@ -93,14 +97,6 @@ async fn wait_for_schedule(stack: &LocalStack, name: &str) {
     panic!("schedule {name} never appeared");
 }
 
-/// Items of posts and deliveries (not accounts or API keys) in the table.
-async fn post_items(stack: &LocalStack) -> usize {
-    let out = stack.clients.dynamodb.scan().table_name(&stack.config.table_name).send().await.unwrap();
-    out.items()
-        .iter()
-        .filter(|i| i.get("pk").and_then(|v| v.as_s().ok()).is_some_and(|pk| pk.starts_with("POST#") || pk.starts_with("DELIVERY#")))
-        .count()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_created_through_the_api_is_published_and_listed() {

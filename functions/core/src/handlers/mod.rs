@@ -3,8 +3,8 @@
 pub mod accept;
 pub mod create_container;
 pub mod ingest;
-pub mod notify;
 pub mod ingest_event;
+pub mod notify;
 pub mod poll_status;
 pub mod posts_api;
 pub mod publish;
