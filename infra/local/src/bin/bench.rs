@@ -585,7 +585,7 @@ async fn start_emulator(log: &Path) -> Result<Emulator, String> {
     let port = free_port();
     let out = std::fs::File::create(log).map_err(|e| e.to_string())?;
     let child = cargo_lambda()
-        .args(["watch", "--only-lambda-apis", "-a", "127.0.0.1", "-P", &port.to_string()])
+        .args(["watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
         .current_dir(root())
         .stdout(out.try_clone().unwrap())
         .stderr(out)
@@ -618,6 +618,8 @@ fn bootstrap_env(stack: &LocalStack, function: &str, port: u16) -> Vec<(String, 
         ("TABLE_NAME", BENCH_TABLE.to_string()),
         ("SCHEDULE_GROUP", BENCH_TABLE.to_string()),
         ("WEBHOOK_SECRETS_NAME", stack.config.webhook_secrets_name.clone()),
+        // As the local stack: the media URLs are examples, not fetchable from here.
+        ("MEDIA_CHECK", "off".into()),
         ("POLL_INLINE_CHECKS_MS", "100".into()),
         ("POLL_INTERVAL_SECS", "2".into()),
         ("GRAPH_API_TIMEOUT_MS", "5000".into()),
@@ -874,14 +876,13 @@ async fn release(stack: &LocalStack, functions: &[String], rows: &mut Vec<Row>) 
                         .filter_map(|b| b["post_id"].as_str().map(String::from))
                         .collect();
                 }
-                let states = if function == "publish" {
-                    let mut published = 0;
+                let states = if ["ingest-webhook", "create-container", "poll-status", "publish"].contains(&function) {
+                    let mut count: std::collections::BTreeMap<String, usize> = Default::default();
                     for p in &post_ids {
-                        if store.get_destination(p, ACCOUNT).await.ok().flatten().is_some_and(|d| d.state == DestState::Published) {
-                            published += 1;
-                        }
+                        let state = store.get_destination(p, ACCOUNT).await.ok().flatten().map_or("missing".to_string(), |d| d.state.as_str().to_string());
+                        *count.entry(state).or_default() += 1;
                     }
-                    format!("; {published} of {} posts PUBLISHED", post_ids.len())
+                    format!("; the posts' destinations after it: {}", count.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", "))
                 } else {
                     String::new()
                 };
