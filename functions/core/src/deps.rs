@@ -30,13 +30,23 @@ pub struct AwsClients {
 
 impl AwsClients {
     pub async fn from_env() -> AwsClients {
-        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let sdk = aws_config::defaults(BehaviorVersion::latest()).timeout_config(aws_timeouts()).load().await;
         AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             scheduler: aws_sdk_scheduler::Client::new(&sdk),
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
         }
     }
+}
+
+/// Timeouts for every AWS call: without them a call that never answers holds the function
+/// until Lambda ends it, and the event's retry waits that long.
+pub fn aws_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .operation_attempt_timeout(std::time::Duration::from_secs(5))
+        .operation_timeout(std::time::Duration::from_secs(15))
+        .build()
 }
 
 /// Dependencies of ingest-webhook.

@@ -23,6 +23,14 @@ pub enum Function {
 }
 
 impl Function {
+    /// The function's Timeout in template.yaml.
+    pub fn timeout(self) -> Duration {
+        match self {
+            Function::RefreshTokens => Duration::from_secs(300),
+            _ => Duration::from_secs(30),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Function::CreateContainer => "create-container",
@@ -68,8 +76,23 @@ impl Functions {
     pub async fn invoke(&self, function: Function, payload: Value) -> Result<Value, String> {
         *self.started.lock().unwrap().entry(function).or_default() += 1;
         let started = Instant::now();
+        // Lambda ends an invocation at the function's Timeout (template.yaml: 30 s) and the event
+        // source retries it; an invocation that never returned would otherwise be lost here.
+        let result = match tokio::time::timeout(function.timeout(), self.run(function, payload)).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("{} timed out after {} s", function.name(), function.timeout().as_secs())),
+        };
+        let mut usage = self.usage.lock().unwrap();
+        let entry = usage.entry(function).or_default();
+        entry.invocations += 1;
+        entry.errors += u64::from(result.is_err());
+        entry.busy += started.elapsed();
+        result
+    }
+
+    async fn run(&self, function: Function, payload: Value) -> Result<Value, String> {
         let deps = &self.pipeline;
-        let result = match function {
+        match function {
             Function::CreateContainer => match serde_json::from_value::<CreateContainerEvent>(payload) {
                 Ok(event) => create_container::handle(deps, event).await.map_err(|e| e.to_string()),
                 Err(e) => Err(format!("payload is not a create-container event: {e}")),
@@ -95,13 +118,7 @@ impl Functions {
                 (Some(_), Err(e)) => Err(format!("payload is not a DynamoDB stream event: {e}")),
                 (Some(notify), Ok(event)) => Ok(serde_json::to_value(notify::handle(notify, event).await).expect("plain struct")),
             },
-        };
-        let mut usage = self.usage.lock().unwrap();
-        let entry = usage.entry(function).or_default();
-        entry.invocations += 1;
-        entry.errors += u64::from(result.is_err());
-        entry.busy += started.elapsed();
-        result
+        }
     }
 
     /// The handlers' dependencies, for operator actions the local stack performs itself.

@@ -64,6 +64,7 @@ fn local_sdk_config() -> SdkConfig {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new("test", "test", None, None, "local")))
+        .timeout_config(instapipe_core::deps::aws_timeouts())
         .build()
 }
 
