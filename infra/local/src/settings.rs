@@ -140,6 +140,15 @@ impl Settings {
         }
     }
 
+    /// Waits in fractions of a second (inline checks, polls, Graph timeout): the end-to-end tests
+    /// and the soak, where minutes of waiting would only slow the run.
+    pub fn fast_waits(&mut self) -> &mut Self {
+        self.set("POLL_INLINE_CHECKS_MS", "200,300,500")
+            .set("POLL_INTERVAL_SECS", "1")
+            .set("POLL_MAX_INTERVAL_SECS", "2")
+            .set("GRAPH_API_TIMEOUT_MS", "2000")
+    }
+
     pub fn set(&mut self, name: &str, value: impl Into<String>) -> &mut Self {
         self.handler_vars.insert(name.into(), value.into());
         self

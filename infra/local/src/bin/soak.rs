@@ -197,11 +197,7 @@ async fn main() {
     let args = args();
     let log = init_logging();
     let mut settings = Settings::for_tests();
-    settings
-        .set("POLL_INLINE_CHECKS_MS", "200,300,500")
-        .set("POLL_INTERVAL_SECS", "1")
-        .set("POLL_MAX_INTERVAL_SECS", "2")
-        .set("GRAPH_API_TIMEOUT_MS", "2000");
+    settings.fast_waits();
     settings.duplicate_rate = 0.10;
     settings.duplicate_seed = args.seed;
     let sim = SimConfig {

@@ -16,11 +16,7 @@ pub async fn stack(sim: SimConfig) -> LocalStack {
     // Handler logs show with a failing test's output.
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,instapipe_core=info").try_init();
     let mut settings = Settings::for_tests();
-    settings
-        .set("POLL_INLINE_CHECKS_MS", "200,300,500")
-        .set("POLL_INTERVAL_SECS", "1")
-        .set("POLL_MAX_INTERVAL_SECS", "2")
-        .set("GRAPH_API_TIMEOUT_MS", "2000");
+    settings.fast_waits();
     let stack = LocalStack::start(settings, sim).await.expect("the local stack starts (did `make deps` run?)");
     stack.add_account(ACCOUNT, TOKEN).await.unwrap();
     stack
