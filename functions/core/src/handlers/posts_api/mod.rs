@@ -14,7 +14,7 @@ use futures::StreamExt;
 use lambda_http::{Body, Request, Response};
 use tracing::Instrument;
 
-use crate::api_keys;
+use crate::store::api_keys;
 use crate::deps::Ingest;
 use crate::post::{DestState, Destination, Post, PostRequest};
 use crate::sources::{RequestError, generic};

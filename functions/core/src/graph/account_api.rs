@@ -15,7 +15,7 @@ use tokio::sync::OnceCell;
 use crate::account::{Account, LoginFlavour};
 use crate::config::GraphConfig;
 use crate::error::{Error, Result};
-use crate::graph::GraphError;
+use super::GraphError;
 
 /// A token Meta issued, and how long it lives (`expires_in`, seconds), when Meta says.
 #[derive(Clone, Debug)]
@@ -103,7 +103,7 @@ impl AccountApiClient {
                 match &self.from {
                     CredentialsFrom::Given => Ok(AppCredentials::default()),
                     CredentialsFrom::SecretsManager { client, name } => {
-                        crate::tokens::read_json_secret(
+                        crate::secrets::read_json(
                             client,
                             name,
                             "a JSON object with facebook_app_id, facebook_app_secret and/or instagram_app_secret",
