@@ -366,7 +366,7 @@ mod tests {
         }
 
         async fn handle(_: &(), n: u32) -> Result<u32> {
-            if n % 2 == 0 { Ok(n / 2) } else { Err(crate::Error::Data(format!("{n} is odd"))) }
+            if n.is_multiple_of(2) { Ok(n / 2) } else { Err(crate::Error::Data(format!("{n} is odd"))) }
         }
     }
 

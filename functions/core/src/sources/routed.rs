@@ -75,9 +75,9 @@ impl SourceDeps {
         let get = |key: &str| secrets.get(key);
         let deps = SourceDeps {
             routing: settings.routing.clone(),
-            shopify: get(SHOPIFY).map(|s| ShopifyVerifier::new(s)).transpose()?,
-            contentful: get(CONTENTFUL).map(|s| ContentfulVerifier::new(s)).transpose()?,
-            wordpress: get(WORDPRESS).map(|s| StandardWebhookVerifier::new(s)).transpose()?,
+            shopify: get(SHOPIFY).map(ShopifyVerifier::new).transpose()?,
+            contentful: get(CONTENTFUL).map(ContentfulVerifier::new).transpose()?,
+            wordpress: get(WORDPRESS).map(StandardWebhookVerifier::new).transpose()?,
             assets: Arc::new(DeliveryApi::new(
                 &settings.contentful_delivery_base_url,
                 get(CONTENTFUL_DELIVERY_TOKEN).map(str::to_string),
