@@ -7,7 +7,7 @@
 //! | `WEBHOOK_SECRETS_NAME` | [`WebhookSecrets`]: a JSON object, source → signing secret |
 //! | `ACCOUNT_SECRET_PREFIX` + IG user id | [`account_token_json`]: `{"access_token": "..."}` (or the bare token) |
 //! | `STATUS_WEBHOOK_SECRET_NAME` | the `whsec_...` status webhook signing secret, as plain text |
-//! | `META_APP_SECRET_NAME` | the Meta app credentials, JSON (see `graph::account_api`) |
+//! | `META_APP_SECRET_NAME` | [`AppCredentials`]: the Meta app's id and secrets, JSON |
 //!
 //! Errors name the secret and what it must hold, never what it holds.
 
@@ -71,6 +71,29 @@ impl WebhookSecrets {
     /// The secret's value.
     pub fn to_json(&self) -> String {
         serde_json::to_string(&self.0).expect("a map of strings")
+    }
+}
+
+/// The Meta app's credentials, from a Secrets Manager secret (JSON):
+/// `{"facebook_app_id": "...", "facebook_app_secret": "...", "instagram_app_secret": "..."}`.
+/// Each field is needed only by the calls that use it (see `graph::account_api`).
+#[derive(Default, Deserialize)]
+pub struct AppCredentials {
+    #[serde(default)]
+    pub facebook_app_id: Option<String>,
+    #[serde(default, deserialize_with = "secret_opt")]
+    pub facebook_app_secret: Option<SecretString>,
+    #[serde(default, deserialize_with = "secret_opt")]
+    pub instagram_app_secret: Option<SecretString>,
+}
+
+fn secret_opt<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<SecretString>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()).map(SecretString::from))
+}
+
+impl AppCredentials {
+    pub async fn read(client: &Client, name: &str) -> Result<AppCredentials> {
+        read_json(client, name, "a JSON object with facebook_app_id, facebook_app_secret and/or instagram_app_secret").await
     }
 }
 
