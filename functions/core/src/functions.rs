@@ -50,10 +50,11 @@ pub trait Function: 'static {
     }
 }
 
-/// Reads the function's settings from its environment and builds its dependencies, as its bin
-/// does at start-up.
-pub async fn start<F: Function>(clients: &AwsClients) -> Result<F::Deps> {
-    start_with::<F>(clients, |name| std::env::var(name).ok()).await
+/// Reads the function's settings from its environment (a missing or malformed variable stops
+/// it before anything else), then builds its AWS clients and dependencies: a bin's start-up.
+pub async fn start<F: Function>() -> Result<F::Deps> {
+    let settings = F::Settings::from_env()?;
+    F::deps(&AwsClients::from_env().await, &settings).await
 }
 
 /// [`start`] with the variables from `lookup` (the local stack hosts every function in one process).
@@ -69,7 +70,7 @@ where
     F::Output: Serialize,
 {
     crate::telemetry::init();
-    let deps = start::<F>(&AwsClients::from_env().await).await?;
+    let deps = start::<F>().await?;
     let deps = &deps;
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<F::Event>| async move {
         F::handle(deps, event.payload).await.map_err(F::failure)
@@ -83,7 +84,7 @@ where
     F: Function<Event = Request, Output = Response<Body>>,
 {
     crate::telemetry::init();
-    let deps = start::<F>(&AwsClients::from_env().await).await?;
+    let deps = start::<F>().await?;
     let deps = &deps;
     lambda_http::run(lambda_http::service_fn(move |request: Request| async move {
         F::handle(deps, request).await.map_err(F::failure)
