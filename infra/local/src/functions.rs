@@ -67,13 +67,13 @@ pub struct Functions {
 impl Functions {
     /// Starts every function with the variables `lookup` gives (their Lambda environment).
     pub async fn start(clients: &AwsClients, lookup: impl Fn(&str) -> Option<String> + Copy) -> Result<Functions, String> {
-        let started = |f: Function| move |e: instapipe_core::Error| format!("{} does not start: {e}", f.name());
+        let refused = |f: Function| move |e: instapipe_core::Error| format!("{} does not start: {e}", f.name());
         Ok(Functions {
-            create_container: start_with::<table::CreateContainer>(clients, lookup).await.map_err(started(Function::CreateContainer))?,
-            poll_status: start_with::<table::PollStatus>(clients, lookup).await.map_err(started(Function::PollStatus))?,
-            publish: start_with::<table::Publish>(clients, lookup).await.map_err(started(Function::Publish))?,
-            refresh_tokens: start_with::<table::RefreshTokens>(clients, lookup).await.map_err(started(Function::RefreshTokens))?,
-            notify: start_with::<table::Notify>(clients, lookup).await.map_err(started(Function::Notify))?,
+            create_container: start_with::<table::CreateContainer>(clients, lookup).await.map_err(refused(Function::CreateContainer))?,
+            poll_status: start_with::<table::PollStatus>(clients, lookup).await.map_err(refused(Function::PollStatus))?,
+            publish: start_with::<table::Publish>(clients, lookup).await.map_err(refused(Function::Publish))?,
+            refresh_tokens: start_with::<table::RefreshTokens>(clients, lookup).await.map_err(refused(Function::RefreshTokens))?,
+            notify: start_with::<table::Notify>(clients, lookup).await.map_err(refused(Function::Notify))?,
             usage: Mutex::new(HashMap::new()),
             started: Mutex::new(HashMap::new()),
         })
