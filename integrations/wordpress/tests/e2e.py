@@ -150,8 +150,12 @@ class Env:
     def stop(self):
         for name, proc in reversed(self.procs):
             if proc.poll() is None:
-                # instapipe-local stops its services on Ctrl-C; the others on SIGTERM.
-                proc.send_signal(signal.SIGINT if name == "instapipe" else signal.SIGTERM)
+                # instapipe-local stops its services on Ctrl-C; php -S's workers and MariaDB
+                # go with their process group.
+                if name == "instapipe":
+                    proc.send_signal(signal.SIGINT)
+                else:
+                    os.killpg(proc.pid, signal.SIGTERM)
                 try:
                     proc.wait(timeout=20)
                 except subprocess.TimeoutExpired:
@@ -388,6 +392,12 @@ def scenario(env, binary):
     check("Send test with the right secret: Ready, instapipe's answer shown",
           readiness(page)[0] == "ready" and "HTTP 200" in page and "skipped" in page, readiness(page))
 
+    log("P7: scheduled 65 s ahead (WordPress keeps a post less than a minute ahead as published)")
+    p7 = env.php("schedule", {"title": "P7 scheduled", "content": "Later.", "thumbnail": img["one"], "in": 65})
+    p7_due = time.time() + 65
+    m = meta(p7["id"])
+    check("a scheduled post is not sent before it is published", p7["status"] == "future" and m["state"] == "", (p7, m))
+
     def row_html(post_id):
         _, page = b.request("GET", f"{wp}/wp-admin/edit.php")
         m = re.search(rf'<tr id="post-{post_id}".*?</tr>', page, re.S)
@@ -488,6 +498,34 @@ def scenario(env, binary):
     _, page = b.request("GET", f"{wp}/wp-admin/")
     check("the admin notice lists it", "P6 instagram fails" in page)
 
+    def run_cron():
+        # One WP-Cron run, as a system cron job calling wp-cron.php makes it (the admin pages
+        # above start runs of their own; their lock would make this one return at once).
+        env.php("cron-unlock")
+        return b.request("GET", f"{wp}/wp-cron.php")[0]
+
+    log("P8: instapipe unreachable: retried from WP-Cron (2 minutes later), then sent once")
+    env.php("option", {"name": "instapipe_endpoint", "value": f"http://127.0.0.1:{free_port()}/webhooks/wordpress"})
+    p8 = env.php("publish", {"title": "P8 instapipe down", "content": "Down.", "thumbnail": img["two"]})["id"]
+    m = wait_state(p8, ("retrying",))
+    delay = (m["cron"][0] - time.time()) if m["cron"] else 0
+    check("a failed attempt is retried from WP-Cron about 2 minutes later, the reason shown",
+          len(m["cron"]) == 1 and 100 < delay <= 121 and "Attempt 1 failed" in m["detail"], m)
+    env.php("option", {"name": "instapipe_endpoint", "value": endpoint})
+    env.php("cron-due", {"id": p8})
+    run_cron()
+    m = wait_state(p8, ("published",), 30)
+    check("the retry sent it: published, once, nothing left scheduled",
+          m["attempt"] == 2 and m["cron"] == [] and len(instapipe_posts(env, "P8 instapipe down")) == 1, m)
+
+    log("P7: its time has come; one WP-Cron run publishes it, and it is sent at once")
+    time.sleep(max(0.0, p7_due - time.time() + 1))
+    t0 = time.monotonic()
+    run_cron()
+    m = wait_state(p7["id"], ("published",), 30)
+    check(f"P7 published on Instagram {time.monotonic() - t0:.1f}s after the cron run that published it, once",
+          m["status"] == "publish" and len(instapipe_posts(env, "P7 scheduled")) == 1, m)
+
     log("status route: forged, stale and foreign requests")
     status_url = f"{wp}/?rest_route=/instapipe/v1/status"
     body = json.dumps({"type": "post.published", "timestamp": "2026-01-01T00:00:00Z",
@@ -509,7 +547,8 @@ def scenario(env, binary):
           "instapipe/v1/status" in page and "Last verified status webhook: post." in page)
 
     log("every post reached instapipe once")
-    titles = ["P0 wrong secret", "P1 via REST", "P2 no image", "P3 http image", "P4 race same request", "P5 race REST", "P6 instagram fails"]
+    titles = ["P0 wrong secret", "P1 via REST", "P2 no image", "P3 http image", "P4 race same request", "P5 race REST",
+              "P6 instagram fails", "P7 scheduled", "P8 instapipe down"]
     counts = {t: len(instapipe_posts(env, t)) for t in titles}
     check("one instapipe post per WordPress post", all(c == 1 for c in counts.values()), counts)
     debug_log = os.path.join(env.tmp, "wp-debug.log")

@@ -8,7 +8,12 @@
  *   publish {"title", "content", "thumbnail", "tags", "then": "draft"}
  *                                             wp_insert_post() as an importer would (then, in
  *                                             the same request, optionally back to draft)
+ *   schedule {"title", "content", "thumbnail", "in"}
+ *                                             wp_insert_post() of a post scheduled "in" seconds
  *   update {"id", "status"?, "thumbnail"?}     wp_update_post() / set_post_thumbnail()
+ *   cron-due {"id"}                           the post's instapipe_send events fall due now (as
+ *                                             if their minutes had passed)
+ *   cron-unlock                               forgets an earlier WP-Cron run's lock
  *   meta {"id"}                               the plugin's post meta and the post's cron events
  *   option {"name", "value"}                  update_option()
  */
@@ -86,6 +91,45 @@ switch ( $command ) {
 			);
 		}
 		out( array( 'id' => $id ) );
+		break;
+
+	case 'schedule':
+		wp_set_current_user( 1 );
+		$id = wp_insert_post(
+			array(
+				'post_title'    => $args['title'],
+				'post_content'  => $args['content'],
+				'post_status'   => 'future',
+				'post_date_gmt' => gmdate( 'Y-m-d H:i:s', time() + (int) $args['in'] ),
+				'post_date'     => get_date_from_gmt( gmdate( 'Y-m-d H:i:s', time() + (int) $args['in'] ) ),
+				'meta_input'    => array( '_thumbnail_id' => (int) $args['thumbnail'] ),
+			),
+			true
+		);
+		out( array( 'id' => $id, 'status' => get_post_status( $id ) ) );
+		break;
+
+	case 'cron-due':
+		$crons = _get_cron_array();
+		$moved = 0;
+		foreach ( $crons as $time => $hooks ) {
+			foreach ( isset( $hooks['instapipe_send'] ) ? $hooks['instapipe_send'] : array() as $key => $event ) {
+				if ( (int) $event['args'][0] === (int) $args['id'] ) {
+					unset( $crons[ $time ]['instapipe_send'][ $key ] );
+					$crons[ time() - 1 ]['instapipe_send'][ $key ] = $event;
+					++$moved;
+				}
+			}
+		}
+		ksort( $crons );
+		_set_cron_array( array_filter( $crons ) );
+		out( array( 'moved' => $moved ) );
+		break;
+
+	case 'cron-unlock':
+		// What a system cron job calling wp-cron.php finds when no other run holds the lock.
+		delete_transient( 'doing_cron' );
+		out( array( 'ok' => true ) );
 		break;
 
 	case 'update':
