@@ -175,8 +175,11 @@ function instapipe_state( $post_id ) {
 	$state = (string) get_post_meta( $post_id, INSTAPIPE_META_STATE, true );
 	if ( '' === $state ) {
 		$legacy = (string) get_post_meta( $post_id, INSTAPIPE_META_LEGACY, true );
-		if ( '' !== $legacy ) {
-			return array( 0 === strpos( $legacy, 'failed' ) ? 'failed' : 'sent', $legacy );
+		// Version 1's sentences: "queued", "retrying after …", "sent: …", "failed: …", "not sent: …".
+		foreach ( array( 'queued', 'retrying', 'sent', 'failed', 'not sent' ) as $prefix ) {
+			if ( 0 === strpos( $legacy, $prefix ) ) {
+				return array( 'not sent' === $prefix ? 'failed' : $prefix, $legacy );
+			}
 		}
 	}
 	return array( $state, (string) get_post_meta( $post_id, INSTAPIPE_META_DETAIL, true ) );

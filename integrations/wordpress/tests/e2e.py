@@ -429,6 +429,12 @@ def scenario(env, binary):
     s, _ = b.request("POST", rest(f"/wp/v2/posts/{p1}"), body={"status": "publish", "featured_media": img["two"], "tags": tags}, headers=h)
     publish_ms = (time.monotonic() - t0) * 1000
     check(f"REST publish answered {s} in {publish_ms:.0f} ms (the send does not wait in it)", s == 200 and publish_ms < 2000)
+    m = wait_state(p1, ("sent", "published"), 10)
+    sent_s = time.monotonic() - t0
+    check(f"P1 sent {sent_s:.1f}s after the publish request (the loopback, not the cron safety net a minute later)", sent_s < 5, m)
+    t0 = time.monotonic()
+    s, _ = b.request("POST", rest(f"/wp/v2/posts/{p1}"), body={"title": "P1 via REST"}, headers=h)
+    log(f"for comparison, a REST save of the published post (nothing to send) took {(time.monotonic() - t0) * 1000:.0f} ms")
     m = wait_state(p1, ("published",))
     check("P1 published, permalink stored", next(iter(m["accounts"].values()))["permalink"].startswith("https://www.instagram.com/p/"), m)
     posts = instapipe_posts(env, "P1 via REST")
