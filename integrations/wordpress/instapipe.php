@@ -198,7 +198,7 @@ function instapipe_set_state( $post_id, $state, $detail ) {
 /** Plain text of at most 300 characters, for meta that the admin screens print (escaped). */
 function instapipe_clip( $text ) {
 	$text = sanitize_text_field( (string) $text );
-	return strlen( $text ) > 300 ? substr( $text, 0, 297 ) . '…' : $text;
+	return mb_strlen( $text ) > 300 ? mb_substr( $text, 0, 299 ) . '…' : $text;
 }
 
 // ---------------------------------------------------------------- publishing
@@ -1005,7 +1005,7 @@ function instapipe_send_test() {
 		);
 		$result['code']   = is_wp_error( $response ) ? 0 : (int) wp_remote_retrieve_response_code( $response );
 		$result['ok']     = $result['code'] >= 200 && $result['code'] < 300;
-		$result['answer'] = is_wp_error( $response ) ? $response->get_error_message() : substr( (string) wp_remote_retrieve_body( $response ), 0, 500 );
+		$result['answer'] = is_wp_error( $response ) ? $response->get_error_message() : mb_substr( (string) wp_remote_retrieve_body( $response ), 0, 500 );
 		if ( $result['ok'] ) {
 			delete_option( INSTAPIPE_OPTION_BROKEN );
 		}
