@@ -268,3 +268,147 @@ impl<'a> Intake<'a> {
         self.store.record_skipped(&skipped).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::account::{Account, AccountStatus, LoginFlavour};
+    use crate::post::{DestState, MediaItem, MediaKind, PostState};
+    use crate::store::{DeliveryLog, MemoryStore};
+
+    const NOW: OffsetDateTime = datetime!(2026-11-23 10:00 UTC);
+    const KNOWN: &str = "17841400000000001";
+    const UNKNOWN: &str = "17841400000000002";
+
+    async fn store() -> MemoryStore {
+        let store = MemoryStore::default();
+        let account = Account { account_id: KNOWN.into(), login: LoginFlavour::Instagram, status: AccountStatus::Active, token_expires_at: None };
+        store.put_account(&account).await.unwrap();
+        store
+    }
+
+    fn request(accounts: &[&str]) -> PostRequest {
+        PostRequest {
+            caption: "Autumn".into(),
+            media: vec![MediaItem::new("https://cdn.example.com/a.jpg", MediaKind::Image)],
+            accounts: accounts.iter().map(|a| a.to_string()).collect(),
+            ..PostRequest::default()
+        }
+    }
+
+    fn mapped(event_id: &str, accounts: &[&str], also: &[&str]) -> Mapped {
+        Mapped {
+            delivery: DedupeKey::new("shopify", event_id),
+            outcome: Outcome::Post {
+                request: request(accounts),
+                route: "shop autumn.myshopify.com".into(),
+                also: also.iter().map(|k| DedupeKey::new("shopify-product", *k)).collect(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_post_is_stored_with_its_destinations_and_its_key_remembered() {
+        let store = store().await;
+        let submission = Submission::new(DedupeKey::new("generic", "msg_1"), request(&[KNOWN]));
+        let post_id = submission.post_id.clone();
+        let accepted = Intake::new(&store).accept(submission, NOW).await.unwrap();
+        let Accepted::Posted { post, destinations } = &accepted else { panic!("{accepted:?}") };
+        assert_eq!((post.post_id.as_str(), post.source.as_str(), post.source_event_id.as_str()), (post_id.as_str(), "generic", "msg_1"));
+        assert_eq!(destinations.len(), 1);
+        assert_eq!(destinations[0].state, DestState::Queued);
+        assert_eq!(accepted.status(), 202);
+        assert_eq!(accepted.to_json(), json!({ "post_id": post_id, "state": PostState::InProgress }));
+        assert_eq!(store.delivered_post("generic", "msg_1").await.unwrap(), Some(post_id.clone()));
+        assert_eq!(store.delivery_expires_at("generic", "msg_1"), Some(NOW.unix_timestamp() + DELIVERY_MEMORY_SECS));
+
+        // The same delivery again: the same post, nothing new.
+        let again = Submission::new(DedupeKey::new("generic", "msg_1"), request(&[KNOWN]));
+        let accepted = Intake::new(&store).accept(again, NOW).await.unwrap();
+        assert_eq!(accepted, Accepted::Duplicate { post_id: post_id.clone() });
+        assert_eq!(accepted.to_json(), json!({ "post_id": post_id, "duplicate": true }));
+        assert_eq!(store.post_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn keys_are_remembered_as_long_as_the_submission_asks() {
+        let store = store().await;
+        let year = 365 * 24 * 3600;
+        let submission = Submission { memory_secs: year, ..Submission::new(DedupeKey::new("csv", "row-hash"), request(&[KNOWN])) };
+        Intake::new(&store).accept(submission, NOW).await.unwrap();
+        assert_eq!(store.delivery_expires_at("csv", "row-hash"), Some(NOW.unix_timestamp() + year));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_account_is_refused_by_its_position_and_nothing_is_written() {
+        let store = store().await;
+        let submission = Submission::new(DedupeKey::new("api", "key-1"), request(&[KNOWN, UNKNOWN]));
+        let err = Intake::new(&store).accept(submission, NOW).await.unwrap_err();
+        let Refusal::UnknownAccount(unknown) = err else { panic!("{err:?}") };
+        let answer = unknown.to_request_error();
+        assert_eq!((answer.status, answer.code, answer.field.as_deref()), (422, "unknown_account", Some("accounts[1]")));
+        assert_eq!(answer.message, format!("Instagram account {UNKNOWN} is not registered with instapipe"));
+        assert_eq!(unknown.to_string(), format!("accounts[1]: Instagram account {UNKNOWN} is not registered with instapipe"));
+        assert_eq!(store.post_count(), 0);
+        assert_eq!(store.delivered_post("api", "key-1").await.unwrap(), None);
+        assert_eq!(store.skipped_reason("api", "key-1"), None, "a refusal records nothing");
+    }
+
+    #[tokio::test]
+    async fn an_invalid_request_is_refused_naming_the_field() {
+        let store = store().await;
+        let mut bad = request(&[KNOWN]);
+        bad.media.clear();
+        let err = Intake::new(&store).accept(Submission::new(DedupeKey::new("generic", "m"), bad), NOW).await.unwrap_err();
+        let Refusal::Invalid(err) = err else { panic!("{err:?}") };
+        assert_eq!((err.status, err.field.as_deref()), (422, Some("media")));
+        assert_eq!(store.post_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_routed_event_for_an_unknown_account_is_skipped_and_its_reason_recorded() {
+        let store = store().await;
+        let accepted = Intake::new(&store).accept_mapped(mapped("evt_1", &[UNKNOWN], &["p1"]), NOW).await.unwrap();
+        let reason = format!("Instagram account {UNKNOWN} (shop autumn.myshopify.com) is not registered with instapipe");
+        assert_eq!(accepted, Accepted::Skipped { reason: reason.clone() });
+        assert_eq!(accepted.status(), 200);
+        assert_eq!(store.skipped_reason("shopify", "evt_1"), Some(reason));
+        assert_eq!(store.post_count(), 0);
+        assert_eq!(store.delivered_post("shopify-product", "p1").await.unwrap(), None, "the content key stays free");
+    }
+
+    #[tokio::test]
+    async fn another_delivery_of_the_same_content_is_a_duplicate_that_says_which_post() {
+        let store = store().await;
+        let first = Intake::new(&store).accept_mapped(mapped("evt_1", &[KNOWN], &["p1"]), NOW).await.unwrap();
+        let Accepted::Posted { post, .. } = first else { panic!("{first:?}") };
+        let second = Intake::new(&store).accept_mapped(mapped("evt_2", &[KNOWN], &["p1"]), NOW).await.unwrap();
+        assert_eq!(second, Accepted::Duplicate { post_id: post.post_id.clone() });
+        assert_eq!(store.skipped_reason("shopify", "evt_2"), Some(format!("already posted as {}", post.post_id)));
+        assert_eq!(store.post_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_mapping_that_skips_is_recorded_without_checking_anything() {
+        let store = store().await;
+        let skip = Mapped { delivery: DedupeKey::new("wordpress", "w1"), outcome: Outcome::Skip("a draft".into()) };
+        let accepted = Intake::new(&store).accept_mapped(skip, NOW).await.unwrap();
+        assert_eq!(accepted.to_json(), json!({ "skipped": true, "reason": "a draft" }));
+        assert_eq!(store.skipped_reason("wordpress", "w1").as_deref(), Some("a draft"));
+        assert_eq!(store.delivery_expires_at("wordpress", "w1"), Some(NOW.unix_timestamp() + DELIVERY_MEMORY_SECS));
+    }
+
+    #[tokio::test]
+    async fn the_account_check_remembers_what_it_read() {
+        let store = store().await;
+        let mut intake = Intake::new(&store);
+        assert_eq!(intake.unknown_account(&request(&[KNOWN, UNKNOWN])).await.unwrap().map(|u| u.index), Some(1));
+        let account = Account { account_id: UNKNOWN.into(), login: LoginFlavour::Instagram, status: AccountStatus::Active, token_expires_at: None };
+        store.put_account(&account).await.unwrap();
+        // A bulk import checks each account once, before it writes anything.
+        assert_eq!(intake.unknown_account(&request(&[UNKNOWN])).await.unwrap().map(|u| u.index), Some(0));
+        assert_eq!(Intake::new(&store).unknown_account(&request(&[KNOWN, UNKNOWN])).await.unwrap(), None);
+    }
+}
