@@ -138,6 +138,18 @@ pub enum Refusal {
     Store(#[from] crate::Error),
 }
 
+impl Refusal {
+    /// The HTTP answer: the request's own error, `422 unknown_account` naming `accounts[i]`, or
+    /// what the entry point's `unavailable` makes of a storage failure (a 503 in its words).
+    pub fn into_request_error(self, unavailable: impl FnOnce(crate::Error) -> RequestError) -> RequestError {
+        match self {
+            Refusal::Invalid(err) => err,
+            Refusal::UnknownAccount(unknown) => unknown.to_request_error(),
+            Refusal::Store(err) => unavailable(err),
+        }
+    }
+}
+
 /// The accept path over one store. It remembers which accounts it found registered, so a bulk
 /// import reads each account once.
 pub struct Intake<'a> {

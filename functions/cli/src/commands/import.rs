@@ -254,10 +254,10 @@ pub async fn import<R: Read>(ctx: &Ctx, input: R, options: ImportOptions, out: &
                     bar.suspend(|| writeln!(out, "line {}: imported before as post {post_id}", row.line))?;
                     report.already.push((row.line, post_id));
                 }
-                Ok(Accepted::Skipped { reason }) => return Err(CliError(format!("line {}: {reason}", row.line))),
                 Err(Refusal::Store(err)) => return Err(err.into()),
-                Err(Refusal::Invalid(err)) => return Err(err.into()),
-                Err(Refusal::UnknownAccount(unknown)) => return Err(CliError(format!("line {}: {unknown}", row.line))),
+                // Not expected: every row was checked in step 1.
+                Ok(Accepted::Skipped { reason }) => return Err(CliError(format!("line {}: {reason}", row.line))),
+                Err(refusal) => return Err(CliError(format!("line {}: {refusal}", row.line))),
             }
         }
         bar.inc(1);

@@ -5,19 +5,14 @@
 use time::OffsetDateTime;
 
 use crate::deps::Ingest;
-use crate::intake::{Accepted, Intake, Refusal};
+use crate::intake::{Accepted, Intake};
 use crate::sources::RequestError;
 use crate::sources::mapped::{DedupeKey, Mapped};
 use crate::store::DELIVERY_MEMORY_SECS;
 
 pub async fn accept(deps: &Ingest, mapped: Mapped) -> Result<Accepted, RequestError> {
-    match Intake::new(deps.store.as_ref()).accept_mapped(mapped, deps.clock.now()).await {
-        Ok(accepted) => Ok(accepted),
-        Err(Refusal::Invalid(err)) => Err(err),
-        // Not asked for: routed sources skip an unknown account.
-        Err(Refusal::UnknownAccount(unknown)) => Err(unknown.to_request_error()),
-        Err(Refusal::Store(err)) => Err(internal(err)),
-    }
+    let accepted = Intake::new(deps.store.as_ref()).accept_mapped(mapped, deps.clock.now()).await;
+    accepted.map_err(|refusal| refusal.into_request_error(internal))
 }
 
 /// Acknowledges without posting, and remembers why under the delivery's key.

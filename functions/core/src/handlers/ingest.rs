@@ -7,7 +7,7 @@ use lambda_http::{Body, Request, Response};
 
 use super::edge;
 use crate::deps::Ingest;
-use crate::intake::{Intake, Refusal, Submission};
+use crate::intake::{Intake, Submission};
 use crate::sources::mapped::DedupeKey;
 use crate::sources::{RequestError, generic};
 
@@ -37,13 +37,11 @@ async fn generic_webhook(deps: &Ingest, request: &Request) -> Result<Response<Bo
     let event_id = deps.generic.verify(request.headers(), body, now)?;
     let post_request = generic::parse(body)?;
     let submission = Submission::new(DedupeKey::new(generic::SOURCE, event_id), post_request);
-    match Intake::new(deps.store.as_ref()).accept(submission, now).await {
-        Ok(accepted) => Ok(edge::json(accepted.status(), &accepted.to_json())),
-        Err(Refusal::Invalid(err)) => Err(err),
-        Err(Refusal::UnknownAccount(unknown)) => Err(unknown.to_request_error()),
-        Err(Refusal::Store(err)) => {
+    let accepted = Intake::new(deps.store.as_ref()).accept(submission, now).await.map_err(|refusal| {
+        refusal.into_request_error(|err| {
             tracing::error!(error = %err, "could not store the post");
-            Err(RequestError::new(503, "unavailable", "the post could not be stored; nothing was kept, retry later"))
-        }
-    }
+            RequestError::new(503, "unavailable", "the post could not be stored; nothing was kept, retry later")
+        })
+    })?;
+    Ok(edge::json(accepted.status(), &accepted.to_json()))
 }

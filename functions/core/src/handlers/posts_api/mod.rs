@@ -16,7 +16,7 @@ use tracing::Instrument;
 use super::edge;
 use crate::api_keys;
 use crate::deps::Ingest;
-use crate::intake::{Accepted, Intake, Refusal, Submission, new_post_id};
+use crate::intake::{Accepted, Intake, Submission, new_post_id};
 use crate::post::{DestState, Destination, Post};
 use crate::sources::mapped::DedupeKey;
 use crate::sources::{RequestError, generic};
@@ -164,13 +164,8 @@ async fn create(deps: &Ingest, request: &Request) -> Result<Response<Body>, Requ
     // Without a key every request is a new post; its delivery is keyed by the post id.
     let event_id = idempotency_key.unwrap_or_else(|| post_id.clone());
     let submission = Submission { post_id, ..Submission::new(DedupeKey::new(SOURCE, event_id), post_request) };
-    let accepted = match Intake::new(deps.store.as_ref()).accept(submission, deps.clock.now()).await {
-        Ok(accepted) => accepted,
-        Err(Refusal::Invalid(err)) => return Err(err),
-        Err(Refusal::UnknownAccount(unknown)) => return Err(unknown.to_request_error()),
-        Err(Refusal::Store(err)) => return Err(unavailable(err)),
-    };
-    match accepted {
+    let accepted = Intake::new(deps.store.as_ref()).accept(submission, deps.clock.now()).await;
+    match accepted.map_err(|refusal| refusal.into_request_error(unavailable))? {
         Accepted::Posted { post, destinations } => {
             let location = format!("/posts/{}", post.post_id);
             let mut response = edge::json(201, &PostView::new(post, destinations));
