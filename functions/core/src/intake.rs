@@ -62,6 +62,8 @@ impl Submission {
 }
 
 /// What became of an accepted event.
+// One short-lived value per request: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Accepted {
     /// A new post, stored with its destinations.
