@@ -9,6 +9,7 @@ pub mod error;
 pub mod functions;
 pub mod graph;
 pub mod handlers;
+pub mod intake;
 pub mod media_check;
 pub mod metrics;
 pub mod polling;

@@ -8,7 +8,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use instapipe_core::deps::Ingest;
 use instapipe_core::functions::{Function, IngestWebhook};
-use instapipe_core::handlers::ingest::MAX_BODY_BYTES;
+use instapipe_core::handlers::edge::MAX_BODY_BYTES;
 
 pub fn router(ingest: Arc<Ingest>) -> axum::Router {
     axum::Router::new().fallback(serve).with_state(ingest)
