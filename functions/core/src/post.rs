@@ -176,6 +176,7 @@ impl Post {
                 deferred_until: None,
                 first_comment_id: None,
                 first_comment_error: None,
+                orphaned_containers: Vec::new(),
                 history: vec![StateChange { state, at: now, note: None }],
                 created_at: now,
                 updated_at: now,
@@ -338,6 +339,10 @@ pub struct Destination {
     pub first_comment_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_comment_error: Option<String>,
+    /// Containers made (or possibly made) for this destination that will never be published:
+    /// what a retry left behind. Meta lets them expire unused after 24 h.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orphaned_containers: Vec<OrphanedContainer>,
     #[serde(default)]
     pub history: Vec<StateChange>,
     #[serde(with = "time::serde::rfc3339")]
@@ -392,6 +397,28 @@ impl Destination {
         self.move_to(DestState::Failed, at, note)?;
         self.failure = Some(failure);
         Ok(())
+    }
+}
+
+/// A container left behind: made (or possibly made) on Meta's side, never to be published.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrphanedContainer {
+    /// None when a creation's outcome is unknown (no answer in time, a 5xx, an unreadable
+    /// answer): Meta may hold a container whose id never reached us.
+    #[serde(default)]
+    pub container_id: Option<String>,
+    /// For a carousel container: the children it was (possibly) made with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<String>,
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+impl Destination {
+    /// Records a container left behind.
+    pub fn orphan(&mut self, container_id: Option<String>, children: Vec<String>, reason: impl Into<String>, at: OffsetDateTime) {
+        self.orphaned_containers.push(OrphanedContainer { container_id, children, reason: reason.into(), at });
     }
 }
 
