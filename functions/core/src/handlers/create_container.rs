@@ -113,8 +113,8 @@ async fn check_media(deps: &Pipeline, post: &Post) -> Result<(), String> {
 ///   and fresh children are only ever given to a fresh parent.
 ///
 /// A crash between the call and the save leaves the same kind of unused container, unseen.
-/// What an unknown outcome may have left is recorded on the destination (id unknown); so is
-/// a container made by an invocation that lost the race to save.
+/// What an unknown outcome may have left is recorded on the destination (id unknown); a
+/// container made by an invocation that lost the race to save is logged.
 async fn create(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<bool> {
     if !ctx.post.is_carousel() {
         if dest.container_id.is_some() {
@@ -160,7 +160,7 @@ async fn make(deps: &Pipeline, ctx: &Context, dest: &mut Destination, spec: &Con
 }
 
 /// Saves a new container id. If another invocation saved first, ours is never published and
-/// expires on Meta's side; it is recorded as left behind.
+/// expires on Meta's side.
 async fn saved(deps: &Pipeline, dest: &mut Destination, id: String, note: String) -> Result<bool> {
     let now = deps.clock.now();
     if dest.state == DestState::Processing {
@@ -173,7 +173,7 @@ async fn saved(deps: &Pipeline, dest: &mut Destination, id: String, note: String
     if landed {
         tracing::info!(%note, "container saved");
     } else {
-        steps::orphan_after_lost_race(deps, dest, Some(id), Vec::new(), "another invocation saved its container first").await?;
+        steps::left_behind_by_lost_race(&id, "container");
     }
     Ok(landed)
 }

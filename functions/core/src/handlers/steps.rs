@@ -272,7 +272,7 @@ async fn create_parent(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -
             dest.container_id = Some(parent.clone());
             dest.updated_at = deps.clock.now();
             if !save_or_yield(deps, dest).await? {
-                orphan_after_lost_race(deps, dest, Some(parent), children, "another invocation moved the destination on first").await?;
+                left_behind_by_lost_race(&parent, "carousel container");
                 return Ok(Children::Settled);
             }
             tracing::info!(container_id = %parent, "carousel container created");
@@ -327,24 +327,11 @@ async fn make_children_afresh(deps: &Pipeline, dest: &mut Destination, err: &Gra
     save_or_yield(deps, dest).await.map(drop)
 }
 
-/// Records a container that this invocation made but could not save because another one moved
-/// the destination on first: it is never published. One re-read, one conditional write; if
-/// that loses too, the log keeps it.
-pub async fn orphan_after_lost_race(
-    deps: &Pipeline,
-    dest: &Destination,
-    container_id: Option<String>,
-    children: Vec<String>,
-    reason: &str,
-) -> Result<()> {
-    let Some(mut fresh) = deps.store.get_destination(&dest.post_id, &dest.account_id).await? else { return Ok(()) };
-    let now = deps.clock.now();
-    fresh.orphan(container_id.clone(), children, reason, now);
-    fresh.updated_at = now;
-    if !save_or_yield(deps, &mut fresh).await? {
-        tracing::warn!(container_id = container_id.as_deref().unwrap_or(""), %reason, "container left behind, not recorded on the destination");
-    }
-    Ok(())
+/// A container this invocation made but could not save, because another invocation moved the
+/// destination on first: it is never published. Logged, not recorded on the destination: that
+/// write would make the other invocation's next conditional write lose in turn, and stop it.
+pub fn left_behind_by_lost_race(container_id: &str, what: &str) {
+    tracing::warn!(%container_id, "another invocation saved first; {what} {container_id} is left behind (never published, expires unused)");
 }
 
 /// An expired container (24 h unpublished) is made again once; a second expiry fails.
