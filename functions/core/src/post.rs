@@ -539,6 +539,22 @@ impl Destination {
     pub fn orphan(&mut self, container_id: Option<String>, children: Vec<String>, reason: impl Into<String>, at: OffsetDateTime) {
         self.orphaned_containers.push(OrphanedContainer { container_id, children, reason: reason.into(), at });
     }
+
+    /// Gives up the carousel items for fresh ones, because a carousel container that went
+    /// unanswered may hold them: they are recorded as left behind and the destination goes back
+    /// to QUEUED to make them again, then a new carousel container. Not an expiry, so the one
+    /// re-creation an expired container is allowed (`recreated`) stays available.
+    pub fn replace_children(&mut self, reason: &str, at: OffsetDateTime) -> Result<()> {
+        self.move_to(DestState::Queued, at, Some(format!("{reason}; making the carousel items again")))?;
+        let children = std::mem::take(&mut self.children);
+        let count = children.len();
+        for (i, child) in children.into_iter().enumerate() {
+            let why = format!("carousel item {} of {count}: a carousel container that went unanswered may hold it", i + 1);
+            self.orphan(Some(child), Vec::new(), why, at);
+        }
+        self.reset_containers();
+        Ok(())
+    }
 }
 
 /// A post's overall state, derived from its destinations (never stored, so never stale).
@@ -808,6 +824,31 @@ mod tests {
             published.move_to(s, NOW, None).unwrap();
         }
         assert!(published.recreate("expired", NOW).is_err(), "a published destination keeps its media");
+    }
+
+    #[test]
+    fn replaced_carousel_items_are_left_behind_on_record_and_made_again() {
+        let mut d = destination();
+        d.move_to(DestState::Processing, NOW, None).unwrap();
+        d.children = vec!["K1".into(), "K2".into()];
+        d.children_ready = 2;
+        d.poll_attempt = 2;
+        d.orphan(None, d.children.clone(), "creating the carousel container: no answer in time", NOW);
+        d.replace_children("Instagram refused the carousel container", NOW).unwrap();
+        assert_eq!((d.state, d.children.len(), d.children_ready, d.poll_attempt, d.recreated), (DestState::Queued, 0, 0, 0, false));
+        let left: Vec<_> = d.orphaned_containers.iter().map(|o| o.container_id.as_deref()).collect();
+        assert_eq!(left, [None, Some("K1"), Some("K2")]);
+        assert_eq!(
+            d.history.last().unwrap().note.as_deref(),
+            Some("Instagram refused the carousel container; making the carousel items again")
+        );
+        let mut published = destination();
+        for s in [DestState::Processing, DestState::Ready, DestState::Publishing, DestState::Published] {
+            published.move_to(s, NOW, None).unwrap();
+        }
+        published.children = vec!["K1".into()];
+        assert!(published.replace_children("refused", NOW).is_err());
+        assert!(published.orphaned_containers.is_empty(), "a refused transition changes nothing");
     }
 
     // Resuming after re-auth and after a wait.

@@ -310,20 +310,8 @@ async fn make_children_afresh(deps: &Pipeline, dest: &mut Destination, err: &Gra
         failure.reason.push_str(&format!(" (after {} sets of carousel items whose carousel container went unanswered)", sets.len()));
         return fail(deps, dest, failure).await;
     }
-    let now = deps.clock.now();
-    let count = dest.children.len();
-    for (i, child) in dest.children.clone().into_iter().enumerate() {
-        let reason = format!(
-            "carousel item {} of {count}: an earlier carousel container, whose creation went unanswered, may hold it; replaced by a fresh one",
-            i + 1
-        );
-        dest.orphan(Some(child), Vec::new(), reason, now);
-    }
     tracing::warn!(error = %err, "carousel container refused after an unanswered attempt; making its items afresh");
-    // Not an expiry: the one re-creation an expired container is allowed stays available.
-    let recreated = dest.recreated;
-    dest.recreate(&format!("Instagram refused the carousel container ({err}) after an earlier attempt went unanswered"), now)?;
-    dest.recreated = recreated;
+    dest.replace_children(&format!("Instagram refused the carousel container ({err}) after an earlier attempt went unanswered"), deps.clock.now())?;
     save_or_yield(deps, dest).await.map(drop)
 }
 
