@@ -28,7 +28,7 @@ pub enum Step {
 }
 
 impl Step {
-    pub fn describe(self) -> &'static str {
+    fn describe(self) -> &'static str {
         match self {
             Step::Create => "creating the container",
             Step::Check => "checking the container",
