@@ -204,6 +204,7 @@ impl Post {
                 deferred_until: None,
                 first_comment_id: None,
                 first_comment_error: None,
+                orphaned_containers: Vec::new(),
                 history: vec![StateChange { state, at: now, note: None }],
                 created_at: now,
                 updated_at: now,
@@ -366,6 +367,10 @@ pub struct Destination {
     pub first_comment_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_comment_error: Option<String>,
+    /// Containers made (or possibly made) for this destination that will never be published:
+    /// what a retry left behind. Meta lets them expire unused after 24 h.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orphaned_containers: Vec<OrphanedContainer>,
     #[serde(default)]
     pub history: Vec<StateChange>,
     #[serde(with = "time::serde::rfc3339")]
@@ -510,6 +515,44 @@ impl Destination {
         self.create_retries = 0;
         self.updated_at = at;
         self.history.push(StateChange { state: self.state, at, note: Some(note) });
+        Ok(())
+    }
+}
+
+/// A container left behind: made (or possibly made) on Meta's side, never to be published.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrphanedContainer {
+    /// None when a creation's outcome is unknown (no answer in time, a 5xx, an unreadable
+    /// answer): Meta may hold a container whose id never reached us.
+    #[serde(default)]
+    pub container_id: Option<String>,
+    /// For a carousel container: the children it was (possibly) made with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<String>,
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+impl Destination {
+    /// Records a container left behind.
+    pub fn orphan(&mut self, container_id: Option<String>, children: Vec<String>, reason: impl Into<String>, at: OffsetDateTime) {
+        self.orphaned_containers.push(OrphanedContainer { container_id, children, reason: reason.into(), at });
+    }
+
+    /// Gives up the carousel items for fresh ones, because a carousel container that went
+    /// unanswered may hold them: they are recorded as left behind and the destination goes back
+    /// to QUEUED to make them again, then a new carousel container. Not an expiry, so the one
+    /// re-creation an expired container is allowed (`recreated`) stays available.
+    pub fn replace_children(&mut self, reason: &str, at: OffsetDateTime) -> Result<()> {
+        self.move_to(DestState::Queued, at, Some(format!("{reason}; making the carousel items again")))?;
+        let children = std::mem::take(&mut self.children);
+        let count = children.len();
+        for (i, child) in children.into_iter().enumerate() {
+            let why = format!("carousel item {} of {count}: a carousel container that went unanswered may hold it", i + 1);
+            self.orphan(Some(child), Vec::new(), why, at);
+        }
+        self.reset_containers();
         Ok(())
     }
 }
@@ -781,6 +824,31 @@ mod tests {
             published.move_to(s, NOW, None).unwrap();
         }
         assert!(published.recreate("expired", NOW).is_err(), "a published destination keeps its media");
+    }
+
+    #[test]
+    fn replaced_carousel_items_are_left_behind_on_record_and_made_again() {
+        let mut d = destination();
+        d.move_to(DestState::Processing, NOW, None).unwrap();
+        d.children = vec!["K1".into(), "K2".into()];
+        d.children_ready = 2;
+        d.poll_attempt = 2;
+        d.orphan(None, d.children.clone(), "creating the carousel container: no answer in time", NOW);
+        d.replace_children("Instagram refused the carousel container", NOW).unwrap();
+        assert_eq!((d.state, d.children.len(), d.children_ready, d.poll_attempt, d.recreated), (DestState::Queued, 0, 0, 0, false));
+        let left: Vec<_> = d.orphaned_containers.iter().map(|o| o.container_id.as_deref()).collect();
+        assert_eq!(left, [None, Some("K1"), Some("K2")]);
+        assert_eq!(
+            d.history.last().unwrap().note.as_deref(),
+            Some("Instagram refused the carousel container; making the carousel items again")
+        );
+        let mut published = destination();
+        for s in [DestState::Processing, DestState::Ready, DestState::Publishing, DestState::Published] {
+            published.move_to(s, NOW, None).unwrap();
+        }
+        published.children = vec!["K1".into()];
+        assert!(published.replace_children("refused", NOW).is_err());
+        assert!(published.orphaned_containers.is_empty(), "a refused transition changes nothing");
     }
 
     // Resuming after re-auth and after a wait.

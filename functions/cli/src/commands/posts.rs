@@ -91,6 +91,14 @@ pub async fn show(ctx: &Ctx, post_id: &str, out: &mut dyn Write) -> Result<()> {
         if let Some(until) = d.deferred_until.filter(|_| d.state == DestState::Deferred) {
             writeln!(out, "    waiting    until {}", when(until))?;
         }
+        if !d.orphaned_containers.is_empty() {
+            writeln!(out, "    left behind (never published; they expire after 24 h)")?;
+        }
+        for o in &d.orphaned_containers {
+            let id = o.container_id.as_deref().unwrap_or("(id unknown)");
+            let children = if o.children.is_empty() { String::new() } else { format!(" (children {})", o.children.join(", ")) };
+            writeln!(out, "      {}  {id}{children}  {}", when(o.at), o.reason)?;
+        }
         writeln!(out, "    history")?;
         for change in &d.history {
             let note = change.note.as_deref().map(|n| format!("  {n}")).unwrap_or_default();

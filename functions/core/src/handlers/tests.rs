@@ -41,6 +41,17 @@ struct ScriptedGraph {
     next_id: Mutex<u32>,
     usage: Mutex<Option<crate::account::ApiUsage>>,
     calls: Mutex<Vec<String>>,
+    /// How the next create calls go, in order; when none is scripted, they are answered.
+    creates: Mutex<VecDeque<Create>>,
+    /// Children some carousel container holds: like the fake of issue 16, a child belongs to
+    /// one carousel only.
+    used_children: Mutex<std::collections::HashSet<String>>,
+}
+
+/// A scripted create call.
+enum Create {
+    /// Made on Meta's side, but the answer is this error (a timeout, a 5xx, a garbled body).
+    MadeThen(GraphError),
 }
 
 impl ScriptedGraph {
@@ -62,10 +73,24 @@ impl GraphApi for ScriptedGraph {
         if let Some(err) = self.create_error.lock().unwrap().clone() {
             return Err(err);
         }
+        let children: Vec<String> = spec.children.iter().flat_map(|c| c.split(',')).map(str::to_string).collect();
+        {
+            let mut used = self.used_children.lock().unwrap();
+            if let Some(taken) = children.iter().find(|c| used.contains(*c)) {
+                let body = format!(
+                    r#"{{"error":{{"message":"(#100) Invalid children: {taken} is not an unused carousel item container of this account","code":100}}}}"#
+                );
+                return Err(GraphError::from_response(400, body.as_bytes()));
+            }
+            used.extend(children);
+        }
         self.specs.lock().unwrap().push(spec.clone());
         let mut next = self.next_id.lock().unwrap();
         *next += 1;
-        Ok(format!("C{next}"))
+        match self.creates.lock().unwrap().pop_front() {
+            Some(Create::MadeThen(err)) => Err(err),
+            None => Ok(format!("C{next}")),
+        }
     }
     async fn container_status(&self, _: &Account, _: &SecretString, _: &str) -> Result<ContainerStatus, GraphError> {
         self.calls.lock().unwrap().push("status".into());
@@ -543,6 +568,110 @@ async fn a_carousel_makes_its_children_then_its_parent_once_they_are_finished() 
     assert_eq!((parent.media_type, parent.children.as_deref(), parent.caption.as_deref()), (Some("CAROUSEL"), Some("C1,C2,C3"), Some("Autumn sale")));
     // Five status reads in all: child 1 once, child 2 twice, child 3 once, the parent once.
     assert_eq!(w.graph.calls("status"), 5);
+}
+
+/// Issue 16: the carousel container is made, but its answer comes too late; the retry's
+/// children are refused as used. The post must still be published, once.
+#[tokio::test]
+async fn a_carousel_whose_parent_creation_timed_out_after_being_made_is_published_once() {
+    let w = world().await;
+    let key = store_request(&w, carousel_request(&[MediaKind::Image, MediaKind::Video, MediaKind::Image])).await;
+    create_container::start(&w.deps, key.clone()).await.unwrap();
+    assert_eq!(dest(&w).await.children, ["C1", "C2", "C3"]);
+    // Poll 1: the children are finished; the parent (C4) is made, its answer times out.
+    w.graph.creates.lock().unwrap().push_back(Create::MadeThen(GraphError::Timeout));
+    poll_status::handle(&w.deps, poll(1)).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.container_id.clone(), d.poll_attempt), (DestState::Processing, None, 2));
+    assert_eq!(d.orphaned_containers.len(), 1, "the possibly made parent is on record");
+    assert_eq!((d.orphaned_containers[0].container_id.clone(), d.orphaned_containers[0].children.clone()), (None, d.children.clone()));
+    assert!(d.orphaned_containers[0].reason.contains("did not answer in time"), "{}", d.orphaned_containers[0].reason);
+    // Poll 2: the same children are refused, so fresh ones are made (back to QUEUED) ...
+    poll_status::handle(&w.deps, poll(2)).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.children.len(), d.container_id.clone()), (DestState::Queued, 0, None));
+    assert!(!d.recreated, "an expired container may still be made again once");
+    let left: Vec<_> = d.orphaned_containers.iter().map(|o| o.container_id.clone()).collect();
+    assert_eq!(left, [None, Some("C1".into()), Some("C2".into()), Some("C3".into())]);
+    // ... by create-container (the stream delivers the QUEUED destination), then a new parent.
+    create_container::start(&w.deps, key.clone()).await.unwrap();
+    assert_eq!(dest(&w).await.children, ["C5", "C6", "C7"]);
+    poll_status::handle(&w.deps, poll(1)).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.container_id.as_deref()), (DestState::Ready, Some("C8")));
+    assert_eq!(w.graph.specs.lock().unwrap().last().unwrap().children.as_deref(), Some("C5,C6,C7"));
+    publish::publish(&w.deps, key.clone()).await.unwrap();
+    publish::publish(&w.deps, key).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!(d.state, DestState::Published, "{:?}", d.failure);
+    assert_eq!(w.graph.calls("publish"), 1);
+    assert_eq!(d.orphaned_containers.len(), 4, "the record of what was left behind stays");
+}
+
+#[tokio::test]
+async fn a_refused_carousel_container_without_an_unanswered_attempt_fails_with_metas_reason() {
+    let w = world().await;
+    let key = store_request(&w, carousel_request(&[MediaKind::Image, MediaKind::Image])).await;
+    create_container::start(&w.deps, key).await.unwrap();
+    *w.graph.create_error.lock().unwrap() = Some(GraphError::from_response(
+        400,
+        br#"{"error":{"message":"(#100) param collaborators is not allowed","code":100}}"#,
+    ));
+    poll_status::handle(&w.deps, poll(1)).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!(d.state, DestState::Failed);
+    assert_eq!(d.failure.unwrap().code, Some(100));
+    assert!(d.orphaned_containers.is_empty(), "nothing was made: {:?}", d.orphaned_containers);
+    assert_eq!(d.children, ["C1", "C2"]);
+}
+
+#[tokio::test]
+async fn after_every_set_of_children_went_unanswered_the_refusal_stands() {
+    let w = world().await;
+    let key = store_request(&w, carousel_request(&[MediaKind::Image, MediaKind::Image])).await;
+    let mut rounds = 0;
+    loop {
+        create_container::start(&w.deps, key.clone()).await.unwrap();
+        // Each parent is made, but answered too late: a network that never answers in time.
+        w.graph.creates.lock().unwrap().push_back(Create::MadeThen(GraphError::Timeout));
+        poll_status::handle(&w.deps, poll(1)).await.unwrap();
+        poll_status::handle(&w.deps, poll(2)).await.unwrap();
+        rounds += 1;
+        if dest(&w).await.state != DestState::Queued || rounds > 10 {
+            break;
+        }
+    }
+    let d = dest(&w).await;
+    assert_eq!(d.state, DestState::Failed, "bounded, not endless");
+    assert_eq!(rounds, crate::polling::MAX_CREATE_RETRIES as usize + 1);
+    assert!(d.failure.unwrap().reason.contains("not an unused carousel item"));
+}
+
+#[tokio::test]
+async fn a_reel_made_but_answered_unreadably_is_made_again_and_the_first_is_on_record() {
+    let w = world().await;
+    let mut request = carousel_request(&[MediaKind::Video]);
+    request.options.reel = Some(ReelOptions { cover_url: Some("https://cdn.example.com/cover.jpg".into()), ..ReelOptions::default() });
+    let key = store_request(&w, request).await;
+    w.graph.creates.lock().unwrap().push_back(Create::MadeThen(GraphError::Decode("EOF while parsing a value".into())));
+    create_container::start(&w.deps, key.clone()).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.create_retries, d.container_id.clone()), (DestState::Queued, 1, None), "retried, not failed");
+    assert_eq!(d.orphaned_containers.len(), 1);
+    assert_eq!(d.orphaned_containers[0].container_id, None);
+    assert!(d.orphaned_containers[0].reason.starts_with("creating the container: Instagram's answer was not understood"));
+    // The scheduled retry makes a second container; only that one is published.
+    create_container::start(&w.deps, key.clone()).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.container_id.as_deref()), (DestState::Processing, Some("C2")));
+    w.graph.statuses([ContainerStatus::Finished]);
+    poll_status::handle(&w.deps, poll(1)).await.unwrap();
+    publish::publish(&w.deps, key).await.unwrap();
+    assert_eq!(dest(&w).await.state, DestState::Published);
+    assert_eq!(w.graph.calls("publish"), 1);
+    let specs = w.graph.specs.lock().unwrap();
+    assert_eq!(specs.len(), 2);
+    assert!(specs.iter().all(|s| s.media_type == Some("REELS") && s.cover_url.is_some()));
 }
 
 #[tokio::test]

@@ -7,15 +7,18 @@
 //! cargo run -p instapipe-local --bin soak -- --posts 1000 --rate 1.8 --drain 300
 //! ```
 //!
-//! - the Graph API simulator answers 10 % of calls with a 5xx, lets 2 % hang past the client's
-//!   timeout, and loses the answer of 2 % of successful publishes (seeded);
+//! - the Graph API simulator answers 10 % of calls with a 5xx (nothing done), carries out 2 %
+//!   but answers them only after the client's timeout — and the first and then 20 % of carousel
+//!   container creations, so that retries meet carousel items already used — and loses the
+//!   answer of 2 % of successful publishes (seeded);
 //! - the local runner delivers 10 % of stream records and of schedule firings twice (seeded);
 //! - every webhook is sent twice with the same id (generic, Shopify and WordPress; the second
 //!   time signed again with the current time).
 //!
 //! Printed at the end: posts accepted, published, failed (by reason), lost (accepted but in no
 //! final state after the drain) and duplicated (published more than once on the simulator).
-//! Exit code 1 when anything was lost or duplicated.
+//! Exit code 1 when anything was lost or duplicated, or a carousel failed on a refused
+//! carousel container (a late answer must never become a failure).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -206,6 +209,7 @@ async fn main() {
         seed: args.seed,
         error_rate: 0.10,
         timeout_rate: 0.02,
+        carousel_timeout_rate: 0.20,
         // Longer than the client's 2 s GRAPH_API_TIMEOUT_MS: the client gives up first.
         timeout: Duration::from_secs(3),
         lost_publish_rate: 0.02,
@@ -216,12 +220,13 @@ async fn main() {
         ..SimConfig::default()
     };
     progress(format!(
-        "{} posts at {}/s; simulator: 5xx {:.0} %, timeouts {:.0} % ({} s hang vs 2 s client timeout), lost publish answers {:.0} %, seed {}; \
+        "{} posts at {}/s; simulator: 5xx {:.0} %, answered late {:.0} % and carousel containers {:.0} % ({} s vs 2 s client timeout), lost publish answers {:.0} %, seed {}; \
          runner: {:.0} % of stream records and schedule firings delivered twice; every webhook sent twice; logs in {}",
         args.posts,
         args.rate,
         sim.error_rate * 100.0,
         sim.timeout_rate * 100.0,
+        sim.carousel_timeout_rate * 100.0,
         sim.timeout.as_secs(),
         sim.lost_publish_rate * 100.0,
         sim.seed,
@@ -232,6 +237,8 @@ async fn main() {
     for (account, token) in ACCOUNTS {
         stack.add_account(account, token).await.unwrap();
     }
+    // However short the run, its first carousel meets a retry whose children are already used.
+    stack.sim.as_ref().unwrap().answer_carousel_creations_late(1);
     let started = Instant::now();
     let tally = Arc::new(Mutex::new(Tally::default()));
     let http = reqwest::Client::new();
@@ -356,6 +363,7 @@ fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Ve
     let mut failures: BTreeMap<String, usize> = BTreeMap::new();
     let mut lost = Vec::new();
     let mut failed_but_live = Vec::new();
+    let mut carousels_refused = Vec::new();
     let mut published_not_live = Vec::new();
     let mut by_source: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
     for (post_id, ds) in dests {
@@ -382,6 +390,9 @@ fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Ve
                         format!("{}{code}", f.reason.chars().take(140).collect::<String>())
                     });
                     *failures.entry(reason).or_default() += 1;
+                    if source == Source::GenericCarousel && d.failure.as_ref().is_some_and(|f| f.code == Some(100)) {
+                        carousels_refused.push(format!("{post_id}/{}", d.account_id));
+                    }
                     if on_sim > 0 {
                         failed_but_live.push(format!("{post_id}/{}", d.account_id));
                     }
@@ -417,6 +428,10 @@ fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Ve
     println!("| **Lost** (accepted, not final after the drain) | **{}** |", lost.len());
     println!("| **Duplicated** (published more than once on the simulator) | **{}** |", duplicated.len());
     println!("| Simulator: media published / duplicate publish attempts | {} / {} |", published_on_sim.len(), sim.duplicate_publish_attempts());
+    println!("| Simulator: answered late after the work was done (of which carousel containers) | {} ({}) |", sim.late_answers(), sim.late_carousel_creations());
+    let orphans: usize = dests.values().flatten().map(|d| d.orphaned_containers.len()).sum();
+    println!("| Containers recorded as left behind (on destinations) | {orphans} |");
+    println!("| **Carousels FAILED on a refused carousel container** | **{}** |", carousels_refused.len());
     println!("| FAILED but live on the simulator | {} |", failed_but_live.len());
     println!("| PUBLISHED but not on the simulator | {} |", published_not_live.len());
     println!("| Live media not matched to a post | {} |", unknown.len());
@@ -435,6 +450,9 @@ fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Ve
         let post = tally.accepted.iter().find(|(_, (_, i))| Some(*i) == *number).map(|(id, _)| id.clone());
         println!("duplicated: soak-{number:?} (post {post:?}) on {account}: media {media:?}");
     }
+    for id in carousels_refused.iter().take(20) {
+        println!("carousel refused: {id}");
+    }
     for id in failed_but_live.iter().chain(&published_not_live).take(20) {
         println!("mismatch: {id}");
     }
@@ -447,5 +465,9 @@ fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Ve
             }
         }
     }
-    lost.is_empty() && duplicated.is_empty() && failed_but_live.is_empty() && tally.inconsistent_repeats.is_empty()
+    lost.is_empty()
+        && duplicated.is_empty()
+        && failed_but_live.is_empty()
+        && carousels_refused.is_empty()
+        && tally.inconsistent_repeats.is_empty()
 }

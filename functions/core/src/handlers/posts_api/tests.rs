@@ -150,6 +150,8 @@ async fn the_view_shows_ids_permalink_and_failure() {
     d.container_id = Some("C1".into());
     d.media_id = Some("M1".into());
     d.permalink = Some("https://www.instagram.com/p/M1/".into());
+    d.orphan(None, vec!["C7".into(), "C8".into()], "creating the carousel container: Instagram did not answer in time", NOW);
+    d.orphan(Some("C7".into()), Vec::new(), "carousel item 1 of 2: replaced by a fresh one", NOW);
     api.store.save_destination(&mut d).await.unwrap();
     let mut other = api.store.get_destination(&post_id, OTHER).await.unwrap().unwrap();
     other.fail(crate::post::Failure { reason: "media could not be fetched".into(), code: Some(9004), ..Default::default() }, NOW).unwrap();
@@ -164,6 +166,14 @@ async fn the_view_shows_ids_permalink_and_failure() {
     let states: Vec<_> = published["history"].as_array().unwrap().iter().map(|h| h["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["QUEUED", "PROCESSING", "READY", "PUBLISHING", "PUBLISHED"]);
     assert_eq!(read["destinations"][1]["failure"], json!({ "reason": "media could not be fetched", "code": 9004 }));
+    assert_eq!(
+        published["orphaned_containers"],
+        json!([
+            { "container_id": null, "children": ["C7", "C8"], "reason": "creating the carousel container: Instagram did not answer in time", "at": "2026-11-23T10:00:00Z" },
+            { "container_id": "C7", "reason": "carousel item 1 of 2: replaced by a fresh one", "at": "2026-11-23T10:00:00Z" },
+        ])
+    );
+    assert_eq!(read["destinations"][1]["orphaned_containers"], json!([]));
 }
 
 // ---- keys and bad input ----
