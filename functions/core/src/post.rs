@@ -167,6 +167,9 @@ impl Post {
                 recreated: false,
                 container_created_at: None,
                 poll_attempt: 0,
+                next_poll_at: None,
+                rearms: 0,
+                recovery_checks: 0,
                 publish_attempts: 0,
                 create_retries: 0,
                 media_id: None,
@@ -317,8 +320,17 @@ pub struct Destination {
     /// Number of the poll-status schedule currently expected to fire (0: none yet).
     #[serde(default)]
     pub poll_attempt: u32,
+    /// When that poll is due to fire.
+    #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
+    pub next_poll_at: Option<OffsetDateTime>,
+    /// Times the watchdog found this destination stalled and started its step again.
+    #[serde(default)]
+    pub rearms: u32,
     #[serde(default)]
     pub publish_attempts: u32,
+    /// Looks for the media of a publish whose answer was lost, while it is not certain.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recovery_checks: u32,
     /// Container creations retried after a transient error.
     #[serde(default)]
     pub create_retries: u32,
@@ -383,7 +395,36 @@ impl Destination {
         self.children_ready = 0;
         self.container_created_at = None;
         self.poll_attempt = 0;
+        self.next_poll_at = None;
         self.recreated = true;
+        Ok(())
+    }
+
+    /// When this destination is next expected to move, if anything must move it: the watchdog
+    /// restarts it when this is long past. None when it is final, or waits for a person
+    /// (AWAITING_AUTH: the account must be connected again, an alarm says so).
+    pub fn next_move_at(&self) -> Option<OffsetDateTime> {
+        let expected = match self.state {
+            DestState::Scheduled => self.publish_at,
+            // Handed on through the stream, or being worked on right now.
+            DestState::Queued | DestState::Ready | DestState::Publishing => None,
+            DestState::Processing => self.next_poll_at,
+            DestState::Deferred => self.deferred_until,
+            DestState::AwaitingAuth | DestState::Published | DestState::Failed | DestState::Cancelled => return None,
+        };
+        Some(expected.map_or(self.updated_at, |at| at.max(self.updated_at)))
+    }
+
+    /// The watchdog restarts the current step (its state does not change); counted, so a
+    /// destination that keeps stalling ends FAILED instead of being restarted forever.
+    pub fn rearm(&mut self, why: &str, at: OffsetDateTime) -> Result<()> {
+        if self.next_move_at().is_none() {
+            return Err(Error::IllegalTransition { from: self.state.to_string(), to: format!("{} (re-armed)", self.state) });
+        }
+        // `updated_at` stays: the stall is measured from the last real move, so a destination
+        // that stays stuck is found again by the next sweep and fails after a bounded number.
+        self.rearms += 1;
+        self.history.push(StateChange { state: self.state, at, note: Some(format!("re-armed by the watchdog ({}): {why}", self.rearms)) });
         Ok(())
     }
 
@@ -393,6 +434,10 @@ impl Destination {
         self.failure = Some(failure);
         Ok(())
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A post's overall state, derived from its destinations (never stored, so never stale).

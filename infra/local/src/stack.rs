@@ -317,6 +317,14 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
         .attribute_definitions(attribute("updated_at").map_err(err("updated_at"))?)
         .global_secondary_indexes(index(indexes::BY_ACCOUNT, "account_id", "created_at")?)
         .global_secondary_indexes(index(indexes::BY_STATE, "state", "updated_at")?)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(indexes::DUE_AT)
+                .attribute_type(ScalarAttributeType::N)
+                .build()
+                .map_err(err(indexes::DUE_AT))?,
+        )
+        .global_secondary_indexes(index(indexes::BY_DUE, "state", indexes::DUE_AT)?)
         .billing_mode(BillingMode::PayPerRequest)
         .stream_specification(
             StreamSpecification::builder()

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::dynamo::item;
+use super::dynamo::{destination_item, item};
 use super::{Created, Delivery, DynamoStore, MemoryStore, keys};
 use crate::error::{Error, Result};
 use crate::post::{Destination, Post};
@@ -71,7 +71,7 @@ impl DeliveryLog for DynamoStore {
         }
         writes.push(self.put(item(post, pk.clone(), keys::POST_META.into())?, "attribute_not_exists(pk)")?);
         for d in destinations {
-            writes.push(self.put(item(d, pk.clone(), keys::destination(&d.account_id))?, "attribute_not_exists(pk)")?);
+            writes.push(self.put(destination_item(d)?, "attribute_not_exists(pk)")?);
         }
         let err = match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
             Ok(_) => return Ok(Created::New),
