@@ -204,7 +204,7 @@ async fn a_future_post_gets_one_start_schedule_and_no_container() {
     create_container::start(&w.deps, key).await.unwrap();
     let schedules = w.scheduler.schedules.lock().unwrap();
     assert_eq!(schedules.len(), 1);
-    assert_eq!((schedules[0].name.as_str(), schedules[0].at), (format!("start-P1-{ACCOUNT}").as_str(), at));
+    assert_eq!((schedules[0].name.as_str(), schedules[0].at), (format!("start-P1-{ACCOUNT}-{}", at.unix_timestamp()).as_str(), at));
     assert_eq!(schedules[0].input, serde_json::json!({"post_id": "P1", "account_id": ACCOUNT}));
     assert_eq!(w.graph.calls("create"), 0);
 }
@@ -914,4 +914,19 @@ async fn an_unreadable_success_from_media_publish_is_reconciled_not_failed() {
     let d = dest(&w).await;
     assert_eq!((d.state, d.media_id.as_deref()), (DestState::Published, Some("M7")));
     assert_eq!(w.graph.calls("publish"), 1);
+}
+
+#[tokio::test]
+async fn an_old_start_firing_after_a_reschedule_arms_the_new_start_and_nothing_else() {
+    let w = world().await;
+    let new = NOW + Duration::from_secs(7200);
+    let key = stored_post(&w, MediaKind::Image, Some(new)).await;
+    // The old start (for NOW) was not deleted and fires now; the new one exists already.
+    let input = crate::scheduler::StartInput { post_id: key.post_id.clone(), account_id: key.account_id.clone() };
+    w.deps.scheduler.schedule_once(&crate::scheduler::OneTimeSchedule::start(input.clone(), NOW)).await.unwrap();
+    create_container::start(&w.deps, key).await.unwrap();
+    assert_eq!(w.graph.calls("create"), 0, "not started early");
+    let names: Vec<String> = w.scheduler.schedules.lock().unwrap().iter().map(|s| s.name.clone()).collect();
+    let expected = crate::scheduler::OneTimeSchedule::start_name(&input.post_id, &input.account_id, new);
+    assert!(names.contains(&expected), "the new start is armed under its own name: {names:?}");
 }
