@@ -50,8 +50,10 @@ pub struct Delivery {
     pub source: String,
     pub event_id: String,
     pub post_id: String,
-    /// Unix seconds after which the table's TTL may drop it.
-    pub expires_at: i64,
+    /// Unix seconds after which the table's TTL may drop it. None for a content key (a
+    /// product, an entry, a blog post): it means "this content was posted" for as long as
+    /// the post exists, so a products/update months later does not post it again.
+    pub expires_at: Option<i64>,
 }
 
 /// Names of the table's secondary indexes (template.yaml and the local stack create them).
