@@ -148,7 +148,7 @@ async fn published(stack: &LocalStack, post_id: &str) -> graph_sim::PublishedMed
 
 /// `(pk, skipped_reason)` of the items that are not accounts or API keys.
 async fn post_and_delivery_items(stack: &LocalStack) -> Vec<(String, Option<String>)> {
-    let out = stack.clients.dynamodb.scan().table_name(&stack.config.table_name).send().await.unwrap();
+    let out = stack.clients.dynamodb.scan().table_name(stack.config.table_name()).send().await.unwrap();
     out.items()
         .iter()
         .filter_map(|i| {

@@ -63,7 +63,7 @@ async fn deps(now: OffsetDateTime, routing: Routing) -> (Ingest, Arc<MemoryStore
         store: store.clone(),
         clock: Arc::new(FixedClock(now)),
         generic: StandardWebhookVerifier::new(WP_CURRENT).unwrap(),
-        api_keys: Arc::new(crate::api_keys::MemoryApiKeys::default()),
+        api_keys: Arc::new(crate::store::api_keys::MemoryApiKeys::default()),
         scheduler: Arc::new(MemoryScheduler::default()),
         sources: SourceDeps {
             routing,

@@ -14,7 +14,7 @@ use lambda_http::{Body, Request, Response};
 use tracing::Instrument;
 
 use super::edge;
-use crate::api_keys;
+use crate::store::api_keys;
 use crate::deps::Ingest;
 use crate::intake::{Accepted, Intake, Submission, new_post_id};
 use crate::post::{DestState, Destination, Post};
