@@ -200,6 +200,7 @@ impl Post {
                 poll_attempt: 0,
                 next_poll_at: None,
                 rearms: 0,
+                rearmed_at: None,
                 recovery_checks: 0,
                 publish_attempts: 0,
                 create_retries: 0,
@@ -354,9 +355,12 @@ pub struct Destination {
     /// When that poll is due to fire.
     #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
     pub next_poll_at: Option<OffsetDateTime>,
-    /// Times the watchdog found this destination stalled and started its step again.
+    /// Times the watchdog found this destination stalled and started its step again, and when
+    /// it last did (the next restart waits a whole grace after it).
     #[serde(default)]
     pub rearms: u32,
+    #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
+    pub rearmed_at: Option<OffsetDateTime>,
     #[serde(default)]
     pub publish_attempts: u32,
     /// Looks for the media of a publish whose answer was lost, while it is not certain.
@@ -475,7 +479,7 @@ impl Destination {
             DestState::Deferred => self.deferred_until,
             DestState::AwaitingAuth | DestState::Published | DestState::Failed | DestState::Cancelled => return None,
         };
-        Some(expected.map_or(self.updated_at, |at| at.max(self.updated_at)))
+        [expected, Some(self.updated_at), self.rearmed_at].into_iter().flatten().max()
     }
 
     /// The watchdog restarts the current step (its state does not change); counted, so a
@@ -484,9 +488,9 @@ impl Destination {
         if self.next_move_at().is_none() {
             return Err(PostError::NothingToRestart { state: self.state });
         }
-        // `updated_at` stays: the stall is measured from the last real move, so a destination
-        // that stays stuck is found again by the next sweep and fails after a bounded number.
+        // `updated_at` stays (it is the last real move, and the publish lease counts from it).
         self.rearms += 1;
+        self.rearmed_at = Some(at);
         self.history.push(StateChange { state: self.state, at, note: Some(format!("re-armed by the watchdog ({}): {why}", self.rearms)) });
         Ok(())
     }

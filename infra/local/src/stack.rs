@@ -166,6 +166,7 @@ impl LocalStack {
             tokio::spawn(async move {
                 let _ = axum::serve(listener, http_server::router(ingest_webhook)).await;
             }),
+            tokio::spawn(run_sweep(functions.clone(), settings.sweep_every)),
         ];
         Ok(LocalStack {
             store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), config.table_name())),
@@ -375,4 +376,19 @@ fn index(name: &str, hash: &str, range: &str) -> Result<GlobalSecondaryIndex, St
         .projection(Projection::builder().projection_type(ProjectionType::All).build())
         .build()
         .map_err(err("index"))
+}
+
+/// The watchdog's schedule: the sweep function every `every` (never when zero).
+async fn run_sweep(functions: Arc<Functions>, every: std::time::Duration) {
+    if every.is_zero() {
+        return;
+    }
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(err) = functions.invoke(Function::Sweep, serde_json::json!({})).await {
+            tracing::warn!(%err, "the sweep failed; the next run tries again");
+        }
+    }
 }
