@@ -11,7 +11,7 @@ STAMP_PY   := $(VENV)/.installed
 STAMP_NODE := node_modules/.installed
 
 # The Lambda binaries deployed by template.yaml.
-FUNCTIONS := ingest-webhook ingest-event create-container poll-status publish refresh-tokens notify
+FUNCTIONS := ingest-webhook ingest-event create-container poll-status publish refresh-tokens notify sweep
 
 # Project-local tools (sam, cfn-lint, cargo-lambda, moto_server, zig) come first.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)

@@ -19,6 +19,9 @@ pub enum PostError {
     /// Time and caption change only while no container is made (SCHEDULED).
     #[error("account {account_id} is already {state}: its container is made with the current caption and time")]
     NotScheduled { account_id: String, state: DestState },
+    /// The watchdog restarts only destinations that something must move on.
+    #[error("a {state} destination has no step for the watchdog to restart")]
+    NothingToRestart { state: DestState },
 }
 
 type Result<T> = std::result::Result<T, PostError>;
@@ -195,6 +198,10 @@ impl Post {
                 recreated: false,
                 container_created_at: None,
                 poll_attempt: 0,
+                next_poll_at: None,
+                rearms: 0,
+                rearmed_at: None,
+                recovery_checks: 0,
                 publish_attempts: 0,
                 create_retries: 0,
                 media_id: None,
@@ -346,8 +353,20 @@ pub struct Destination {
     /// Number of the poll-status schedule currently expected to fire (0: none yet).
     #[serde(default)]
     pub poll_attempt: u32,
+    /// When that poll is due to fire.
+    #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
+    pub next_poll_at: Option<OffsetDateTime>,
+    /// Times the watchdog found this destination stalled and started its step again, and when
+    /// it last did (the next restart waits a whole grace after it).
+    #[serde(default)]
+    pub rearms: u32,
+    #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
+    pub rearmed_at: Option<OffsetDateTime>,
     #[serde(default)]
     pub publish_attempts: u32,
+    /// Looks for the media of a publish whose answer was lost, while it is not certain.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recovery_checks: u32,
     /// Container creations retried after a transient error.
     #[serde(default)]
     pub create_retries: u32,
@@ -450,6 +469,35 @@ impl Destination {
         self.children_ready = 0;
         self.container_created_at = None;
         self.poll_attempt = 0;
+        self.next_poll_at = None;
+    }
+
+    /// When this destination is next expected to move, if anything must move it: the watchdog
+    /// restarts it when this is long past. None when it is final, or waits for a person
+    /// (AWAITING_AUTH: the account must be connected again, an alarm says so).
+    pub fn next_move_at(&self) -> Option<OffsetDateTime> {
+        let expected = match self.state {
+            DestState::Scheduled => self.publish_at,
+            // Handed on through the stream, or being worked on right now.
+            DestState::Queued | DestState::Ready | DestState::Publishing => None,
+            DestState::Processing => self.next_poll_at,
+            DestState::Deferred => self.deferred_until,
+            DestState::AwaitingAuth | DestState::Published | DestState::Failed | DestState::Cancelled => return None,
+        };
+        [expected, Some(self.updated_at), self.rearmed_at].into_iter().flatten().max()
+    }
+
+    /// The watchdog restarts the current step (its state does not change); counted, so a
+    /// destination that keeps stalling ends FAILED instead of being restarted forever.
+    pub fn rearm(&mut self, why: &str, at: OffsetDateTime) -> Result<()> {
+        if self.next_move_at().is_none() {
+            return Err(PostError::NothingToRestart { state: self.state });
+        }
+        // `updated_at` stays (it is the last real move, and the publish lease counts from it).
+        self.rearms += 1;
+        self.rearmed_at = Some(at);
+        self.history.push(StateChange { state: self.state, at, note: Some(format!("re-armed by the watchdog ({}): {why}", self.rearms)) });
+        Ok(())
     }
 
     pub fn fail(&mut self, failure: Failure, at: OffsetDateTime) -> Result<()> {
@@ -555,6 +603,10 @@ impl Destination {
         self.reset_containers();
         Ok(())
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A post's overall state, derived from its destinations (never stored, so never stale).

@@ -27,6 +27,8 @@ const HANDLER_DEFAULTS: &[(&str, &str)] = &[
     ("POLL_VIDEO_DEADLINE_SECS", "180"),
     ("POLL_QUOTA_RECHECK_SECS", "5"),
     ("MEDIA_CHECK", "off"),
+    // The watchdog restarts what nothing moved 30 s after it was due (the local waits are seconds).
+    ("WATCHDOG_GRACE_SECS", "30"),
 ];
 
 #[derive(Clone)]
@@ -57,6 +59,9 @@ pub struct Settings {
     /// deliver twice, as Lambda and Scheduler may; `INSTAPIPE_DUPLICATE_SEED` (1) seeds the choice.
     pub duplicate_rate: f64,
     pub duplicate_seed: u64,
+    /// `INSTAPIPE_SWEEP_EVERY_SECS` (10; 0: never): how often the stack runs the watchdog, as
+    /// its schedule does every five minutes in AWS.
+    pub sweep_every: std::time::Duration,
 }
 
 pub const DEMO_SECRET: &str = "whsec_bG9jYWwtZGVtby1zZWNyZXQtZm9yLWluc3RhcGlwZQ==";
@@ -89,7 +94,7 @@ impl Settings {
         let mut handler_vars: HashMap<String, String> = std::env::vars()
             .filter(|(k, _)| {
                 HANDLER_DEFAULTS.iter().any(|(d, _)| d == k)
-                    || ["POLL_", "GRAPH_API_", "STATUS_WEBHOOK_", "TOKEN_REFRESH_"].iter().any(|p| k.starts_with(p))
+                    || ["POLL_", "GRAPH_API_", "STATUS_WEBHOOK_", "TOKEN_REFRESH_", "WATCHDOG_"].iter().any(|p| k.starts_with(p))
             })
             .collect();
         // The routed sources' variables (routing, Contentful's Delivery API) pass through too.
@@ -118,6 +123,9 @@ impl Settings {
                     .ok_or("INSTAPIPE_DUPLICATE_RATE must be a number between 0 and 1")?,
             },
             duplicate_seed: var("INSTAPIPE_DUPLICATE_SEED").map_or(Ok(1), |v| v.parse().map_err(|_| "INSTAPIPE_DUPLICATE_SEED must be an integer"))?,
+            sweep_every: std::time::Duration::from_secs(
+                var("INSTAPIPE_SWEEP_EVERY_SECS").map_or(Ok(10), |v| v.parse().map_err(|_| "INSTAPIPE_SWEEP_EVERY_SECS must be a whole number of seconds"))?,
+            ),
         })
     }
 
@@ -138,6 +146,7 @@ impl Settings {
             handler_vars: HashMap::new(),
             duplicate_rate: 0.0,
             duplicate_seed: 1,
+            sweep_every: std::time::Duration::from_secs(2),
         }
     }
 

@@ -166,6 +166,7 @@ impl LocalStack {
             tokio::spawn(async move {
                 let _ = axum::serve(listener, http_server::router(ingest_webhook)).await;
             }),
+            tokio::spawn(run_sweep(functions.clone(), settings.sweep_every)),
         ];
         Ok(LocalStack {
             store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), config.table_name())),
@@ -333,6 +334,14 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
         .attribute_definitions(attribute("updated_at").map_err(err("updated_at"))?)
         .global_secondary_indexes(index(indexes::BY_ACCOUNT, "account_id", "created_at")?)
         .global_secondary_indexes(index(indexes::BY_STATE, "state", "updated_at")?)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(indexes::DUE_AT)
+                .attribute_type(ScalarAttributeType::N)
+                .build()
+                .map_err(err(indexes::DUE_AT))?,
+        )
+        .global_secondary_indexes(index(indexes::BY_DUE, "state", indexes::DUE_AT)?)
         .billing_mode(BillingMode::PayPerRequest)
         .stream_specification(
             StreamSpecification::builder()
@@ -367,4 +376,19 @@ fn index(name: &str, hash: &str, range: &str) -> Result<GlobalSecondaryIndex, St
         .projection(Projection::builder().projection_type(ProjectionType::All).build())
         .build()
         .map_err(err("index"))
+}
+
+/// The watchdog's schedule: the sweep function every `every` (never when zero).
+async fn run_sweep(functions: Arc<Functions>, every: std::time::Duration) {
+    if every.is_zero() {
+        return;
+    }
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(err) = functions.invoke(Function::Sweep, serde_json::json!({})).await {
+            tracing::warn!(%err, "the sweep failed; the next run tries again");
+        }
+    }
 }

@@ -115,6 +115,7 @@ impl GraphError {
             GraphError::Timeout | GraphError::Transport(_) => true,
             GraphError::Http { status } => *status >= 500,
             GraphError::Api { http_status, .. } => *http_status >= 500,
+            // A success whose body we could not read: the call most likely took effect.
             GraphError::Decode(_) => true,
         }
     }

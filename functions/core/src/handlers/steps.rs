@@ -349,6 +349,7 @@ async fn arm_poll(deps: &Pipeline, dest: &mut Destination, attempt: u32, at: tim
     let input = PollInput { post_id: dest.post_id.clone(), account_id: dest.account_id.clone(), attempt };
     deps.scheduler.schedule_once(&OneTimeSchedule::poll(input, at)).await?;
     dest.poll_attempt = attempt;
+    dest.next_poll_at = Some(at);
     Ok(())
 }
 
