@@ -17,7 +17,7 @@ async fn main() {
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).compact().init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        None | Some("run") => run().await,
+        None | Some("run") => run_until_stopped().await,
         Some("send") => send(args.get(1).map(String::as_str)).await,
         Some(other) => Err(format!("unknown command {other:?}; use `run` or `send [FILE]`")),
     };
@@ -25,6 +25,38 @@ async fn main() {
         eprintln!("error: {err}");
         std::process::exit(1);
     }
+}
+
+/// Runs the stack until SIGTERM, SIGINT or SIGHUP (a process manager, an IDE's stop button, `kill`,
+/// Ctrl-C, a closed terminal), then stops it: dropping `run`'s future drops the stack, whose
+/// services then stop (see `services.rs`; they also stop by themselves if this process is killed).
+async fn run_until_stopped() -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut stop_signals = Vec::new();
+    for (kind, name) in [(SignalKind::terminate(), "SIGTERM"), (SignalKind::interrupt(), "SIGINT"), (SignalKind::hangup(), "SIGHUP")] {
+        stop_signals.push((signal(kind).map_err(|e| format!("cannot handle {name}: {e}"))?, name));
+    }
+    let stopped = first_signal(stop_signals);
+    tokio::select! {
+        result = run() => result,
+        name = stopped => {
+            eprintln!("\n{name}: stopping the local stack ...");
+            Ok(())
+        }
+    }
+}
+
+/// The name of the first of `signals` to arrive.
+async fn first_signal(mut signals: Vec<(tokio::signal::unix::Signal, &'static str)>) -> &'static str {
+    std::future::poll_fn(|cx| {
+        for (signal, name) in &mut signals {
+            if signal.poll_recv(cx).is_ready() {
+                return std::task::Poll::Ready(*name);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 async fn run() -> Result<(), String> {
@@ -102,18 +134,12 @@ async fn run() -> Result<(), String> {
     println!("  export {}", cli_env.join(" "));
     println!("  cargo run -q -p instapipe-cli -- posts list\n");
     println!("State changes of every post follow. Press Ctrl-C to stop.");
-    let watch = async {
-        loop {
-            match stack.all_destinations().await {
-                Ok(dests) => print_changes(&dests, &mut seen, started),
-                Err(err) => eprintln!("cannot read the table: {err}"),
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+    loop {
+        match stack.all_destinations().await {
+            Ok(dests) => print_changes(&dests, &mut seen, started),
+            Err(err) => eprintln!("cannot read the table: {err}"),
         }
-    };
-    tokio::select! {
-        _ = watch => Ok(()),
-        signal = tokio::signal::ctrl_c() => signal.map_err(|e| e.to_string()),
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
