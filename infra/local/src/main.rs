@@ -128,11 +128,11 @@ async fn run() -> Result<(), String> {
     let key = if settings.api_key == instapipe_local::settings::DEMO_API_KEY { settings.api_key.as_str() } else { "$INSTAPIPE_API_KEY" };
     println!("Posts API (contract at {}/openapi.yaml):", stack.base_url);
     println!("  curl -s '{}?limit=5' -H \"Authorization: Bearer {key}\"\n", stack.posts_url());
-    // The local stack's endpoints and names; its AWS credentials are moto's fixed test values.
-    let cli_env: Vec<String> = stack.cli_env().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-    println!("Operator CLI against this stack (README, \"Operator CLI\"):");
-    println!("  export {}", cli_env.join(" "));
-    println!("  cargo run -q -p instapipe-cli -- posts list\n");
+    // The local stack's endpoints and names (its AWS credentials are moto's fixed test values),
+    // for the CLI's --local / --env-file; removed when the stack stops.
+    let env_file = CliEnvFile::write(&settings, &stack.cli_env())?;
+    println!("Operator CLI against this stack (README, \"Operator CLI\"; its settings are in {}):", env_file.shown);
+    println!("  cargo run -q -p instapipe-cli -- {} posts list\n", env_file.cli_option);
     println!("State changes of every post follow. Press Ctrl-C to stop.");
     loop {
         match stack.all_destinations().await {
@@ -140,6 +140,52 @@ async fn run() -> Result<(), String> {
             Err(err) => eprintln!("cannot read the table: {err}"),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `.instapipe/local.env` (or `INSTAPIPE_ENV_FILE`): the CLI's environment for this stack, in
+/// `KEY=value` lines. Removed when the stack stops (a stale one would point at closed ports).
+struct CliEnvFile {
+    path: std::path::PathBuf,
+    /// The path as the banner shows it: relative to the project root when it is inside.
+    shown: String,
+    /// What tells the CLI to read it: `--local` for the default place, else `--env-file PATH`.
+    cli_option: String,
+}
+
+impl CliEnvFile {
+    fn write(settings: &Settings, vars: &[(&str, String)]) -> Result<CliEnvFile, String> {
+        let default = settings.root.join(".instapipe/local.env");
+        let given = std::env::var_os("INSTAPIPE_ENV_FILE").filter(|p| !p.is_empty()).map(std::path::PathBuf::from);
+        let is_default = given.is_none();
+        let path = given.unwrap_or(default);
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        // Absolute, so the path the file and the banner show works from any directory.
+        let path = match (dir.canonicalize(), path.file_name()) {
+            (Ok(dir), Some(name)) => dir.join(name),
+            _ => path,
+        };
+        let mut text = format!(
+            "# The operator CLI's settings for the local stack of instapipe-local (pid {}), removed when it stops.\n\
+             # cargo run -q -p instapipe-cli -- --env-file {} posts list\n",
+            std::process::id(),
+            path.display()
+        );
+        for (name, value) in vars {
+            text.push_str(&format!("{name}={value}\n"));
+        }
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let root = settings.root.canonicalize().unwrap_or_else(|_| settings.root.clone());
+        let shown = path.strip_prefix(&root).map_or_else(|_| path.display().to_string(), |p| p.display().to_string());
+        let cli_option = if is_default { "--local".to_string() } else { format!("--env-file {}", path.display()) };
+        Ok(CliEnvFile { path, shown, cli_option })
+    }
+}
+
+impl Drop for CliEnvFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 

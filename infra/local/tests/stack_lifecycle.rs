@@ -175,11 +175,20 @@ fn assert_nothing_left(running: &Running, within: Duration) {
 fn sigterm_stops_the_services_and_frees_the_ports() {
     let dir = std::env::temp_dir().join(format!("instapipe-lifecycle-term-{}", std::process::id()));
     let mut running = start_stack(&dir);
+    // The CLI's settings for this stack, as `instapipe --env-file` reads them.
+    let env_file = dir.join("local.env");
+    let vars: BTreeMap<String, String> = instapipe_cli::read_env_file(&env_file).unwrap().into_iter().collect();
+    let dynamodb_port = running.ports[0].1;
+    assert_eq!(vars.get("AWS_ENDPOINT_URL_DYNAMODB"), Some(&format!("http://127.0.0.1:{dynamodb_port}")), "{vars:#?}");
+    assert_eq!(vars.get("AWS_ENDPOINT_URL_SCHEDULER"), Some(&format!("http://127.0.0.1:{}", running.ports[1].1)), "{vars:#?}");
+    assert_eq!(vars.get("TABLE_NAME").map(String::as_str), Some("instapipe-posts"), "{vars:#?}");
+
     signal(&running.child, libc::SIGTERM);
     let status = wait_exit(&mut running.child, Duration::from_secs(30));
     assert!(status.success(), "a stop on SIGTERM is a clean exit: {status}");
     // Stopped before exiting: nothing to wait for.
     assert_nothing_left(&running, Duration::ZERO);
+    assert!(!env_file.exists(), "the env file goes with the stack");
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -219,6 +219,8 @@ pub struct ImportReport {
     /// With `--dry-run`: the lines that would be scheduled.
     pub would_schedule: Vec<u64>,
     pub bad: Vec<BadRow>,
+    /// (line, first line) of rows with the same content as an earlier row (imported once).
+    pub repeated: Vec<(u64, u64)>,
 }
 
 fn progress_bar(len: usize, progress: Progress) -> ProgressBar {
@@ -263,7 +265,7 @@ pub async fn import<R: Read>(ctx: &Ctx, input: R, options: ImportOptions, out: &
         bar.inc(1);
     }
     bad.sort_by_key(|b| b.line);
-    let mut report = ImportReport { bad, ..ImportReport::default() };
+    let mut report = ImportReport { bad, repeated: parsed.repeated.clone(), ..ImportReport::default() };
     for b in &report.bad {
         bar.suspend(|| writeln!(out, "line {}: {}", b.line, b.reason))?;
     }
