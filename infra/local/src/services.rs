@@ -20,7 +20,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long the services get to exit on SIGTERM before SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(5);
+const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// The watchdog: it ignores the signals meant for the stack and for the services, blocks until its
 /// stdin reaches end of file (its writer, the stack's process, is gone), then stops its group.
@@ -198,7 +198,7 @@ fn port_holder(port: u16) -> Option<PortHolder> {
     let stack = parent_and_group(pid)
         .map(|(_, group)| group)
         .filter(|&group| command_line(group).is_some_and(|c| c.contains(WATCHDOG_SCRIPT)))
-        .and_then(|watchdog| parent_and_group(watchdog))
+        .and_then(parent_and_group)
         .and_then(|(stack, _)| Some(Process { pid: stack, command: command_line(stack)? }));
     Some(PortHolder { pid, command, stack })
 }
