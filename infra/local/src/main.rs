@@ -185,7 +185,11 @@ impl CliEnvFile {
 
 impl Drop for CliEnvFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        // Only while it is still this stack's (another stack may have written the same file since).
+        let ours = format!("(pid {})", std::process::id());
+        if std::fs::read_to_string(&self.path).is_ok_and(|text| text.lines().next().is_some_and(|l| l.contains(&ours))) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -99,6 +99,8 @@ fn start_stack(env_dir: &std::path::Path) -> Running {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
+    // Killed on drop, so a test that fails half-way leaves no stack running (its services follow).
+    let mut running = Running { child, ports: Vec::new(), started: BTreeMap::new() };
     let (lines, banner_lines) = mpsc::channel();
     // Reads to the end, so the stack never blocks on a full pipe.
     std::thread::spawn(move || {
@@ -118,20 +120,27 @@ fn start_stack(env_dir: &std::path::Path) -> Running {
             break;
         }
     }
-    let ports = vec![
+    running.ports = vec![
         ("DynamoDB Local", port_after(&banner, "DynamoDB Local")),
         ("moto", port_after(&banner, "moto")),
         ("Graph API simulator", port_after(&banner, "Graph API")),
-        ("ingest-webhook", port_after(&banner, "instapipe is serving")),
+        ("ingest-webhook", port_after(&banner, "generic webhook")),
     ];
-    let started = descendants(child.id());
-    let commands: Vec<&String> = started.values().collect();
+    running.started = descendants(running.child.id());
+    let commands: Vec<&String> = running.started.values().collect();
     assert!(commands.iter().any(|c| c.contains("DynamoDBLocal.jar")), "DynamoDB Local runs: {commands:#?}");
     assert!(commands.iter().any(|c| c.contains("moto_server")), "moto runs: {commands:#?}");
-    for (name, port) in &ports {
+    for (name, port) in &running.ports {
         assert!(!port_is_free(*port), "{name} listens on {port} while the stack runs");
     }
-    Running { child, ports, started }
+    running
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn signal(child: &Child, signal: libc::c_int) {
