@@ -70,6 +70,9 @@ async fn run() -> Result<(), String> {
     println!("  Graph API        {}{}", stack.graph_base_url, if stack.sim.is_some() { " (simulator)" } else { "" });
     stack.add_account(&settings.demo_account, &settings.demo_token).await?;
     println!("  account          {} registered, token stored in Secrets Manager", settings.demo_account);
+    // The local stack's endpoints and names (its AWS credentials are moto's fixed test values),
+    // for the CLI's --local / --env-file, from now until the stack stops.
+    let env_file = CliEnvFile::write(&settings, &stack.cli_env())?;
 
     let now = time::OffsetDateTime::now_utc();
     let body = serde_json::json!({
@@ -128,9 +131,6 @@ async fn run() -> Result<(), String> {
     let key = if settings.api_key == instapipe_local::settings::DEMO_API_KEY { settings.api_key.as_str() } else { "$INSTAPIPE_API_KEY" };
     println!("Posts API (contract at {}/openapi.yaml):", stack.base_url);
     println!("  curl -s '{}?limit=5' -H \"Authorization: Bearer {key}\"\n", stack.posts_url());
-    // The local stack's endpoints and names (its AWS credentials are moto's fixed test values),
-    // for the CLI's --local / --env-file; removed when the stack stops.
-    let env_file = CliEnvFile::write(&settings, &stack.cli_env())?;
     println!("Operator CLI against this stack (README, \"Operator CLI\"; its settings are in {}):", env_file.shown);
     println!("  cargo run -q -p instapipe-cli -- {} posts list\n", env_file.cli_option);
     println!("State changes of every post follow. Press Ctrl-C to stop.");
