@@ -7,8 +7,11 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+/// (X-Amz-Target, body) of each request the fake endpoint received.
+type Requests = Arc<Mutex<Vec<(String, String)>>>;
+
 /// Answers every request with an empty Query result; keeps (X-Amz-Target, body) of each.
-fn fake_dynamodb() -> (u16, Arc<Mutex<Vec<(String, String)>>>) {
+fn fake_dynamodb() -> (u16, Requests) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
