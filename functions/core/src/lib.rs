@@ -10,6 +10,7 @@ pub mod deps;
 pub mod error;
 pub mod graph;
 pub mod handlers;
+pub mod intake;
 pub mod media_check;
 pub mod metrics;
 pub mod polling;

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use instapipe_core::deps::Ingest;
-use instapipe_core::handlers::{self, ingest::MAX_BODY_BYTES};
+use instapipe_core::handlers::{self, edge::MAX_BODY_BYTES};
 
 pub fn router(ingest: Arc<Ingest>) -> axum::Router {
     axum::Router::new().fallback(serve).with_state(ingest)

@@ -11,7 +11,7 @@ use graph_sim::SimConfig;
 use instapipe_core::post::DestState;
 use instapipe_core::routing::Routing;
 use instapipe_core::sources::eventbridge::{self, Trigger};
-use instapipe_core::sources::routed::Outcome;
+use instapipe_core::sources::mapped::Outcome;
 use instapipe_core::sources::signing::{contentful_headers, shopify_signature};
 use instapipe_local::LocalStack;
 use instapipe_local::settings::Settings;

@@ -274,7 +274,7 @@ async fn refused(now: OffsetDateTime, cases: Vec<Case>) {
 }
 
 fn oversized() -> Vec<u8> {
-    format!(r#"{{"title":"{}"}}"#, "x".repeat(ingest::MAX_BODY_BYTES)).into_bytes()
+    format!(r#"{{"title":"{}"}}"#, "x".repeat(super::edge::MAX_BODY_BYTES)).into_bytes()
 }
 
 fn truncated(name: &str) -> Vec<u8> {
