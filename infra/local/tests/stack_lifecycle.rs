@@ -137,9 +137,15 @@ fn start_stack(env_dir: &std::path::Path) -> Running {
 }
 
 impl Drop for Running {
+    /// Whatever happened in the test, nothing it started is left: the stack, and what it started.
     fn drop(&mut self) {
+        let tree = descendants(self.child.id());
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for p in tree.keys().chain(self.started.keys()).filter(|p| alive(**p)) {
+            // SAFETY: kill(2) of a process this test identified by pid and start time.
+            unsafe { libc::kill(p.pid as libc::pid_t, libc::SIGKILL) };
+        }
     }
 }
 
