@@ -60,7 +60,7 @@ async fn fake_contentful() -> String {
 }
 
 async fn stack() -> LocalStack {
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,instapipe_core=info").try_init();
+    crate::common::logs();
     let mut settings = Settings::for_tests();
     settings.sources = SourceSecrets { contentful_delivery_token: CDA_TOKEN.into(), ..SourceSecrets::default() };
     let routing = json!({"routes": [
