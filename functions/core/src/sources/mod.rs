@@ -10,7 +10,6 @@ pub mod generic;
 pub mod json;
 pub mod routed;
 pub mod shopify;
-pub mod signing;
 pub mod standard_webhooks;
 pub mod text;
 pub mod wordpress;
