@@ -5,3 +5,6 @@
 
 pub mod samples;
 pub mod signing;
+
+#[cfg(test)]
+mod standalone;
