@@ -9,7 +9,7 @@
 //! ```json
 //! {"detail-type": "Publish Requested", "source": "com.example.cms-bridge", "id": "…",
 //!  "detail": {"schemaVersion": 1,
-//!             "idempotencyKey": "contentful:demo0space7:master:5kPqRsTuVwXyZaBcDeFgHi:5",
+//!             "idempotencyKey": "contentful:exmpl0space1:master:2fTqXw9Lr4cVn8bHmJ1kZe:3",
 //!             "origin": {"system": "contentful", …},
 //!             "post": {"caption": "…", "media": [{"type": "IMAGE", "url": "https://…"}],
 //!                      "link": "https://…", "publishAt": "2026-11-21T17:00:00Z",

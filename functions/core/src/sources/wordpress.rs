@@ -4,7 +4,7 @@
 //!
 //! ```json
 //! {"type": "post.published", "timestamp": "2026-11-20T09:16:09+00:00",
-//!  "data": {"site": "https://news.example.org/", "id": 4211, "post_type": "post", "title": "…",
+//!  "data": {"site": "https://blog.example.com/", "id": 4211, "post_type": "post", "title": "…",
 //!           "excerpt": "…", "permalink": "https://…", "featured_image": "https://…" | null,
 //!           "categories": ["Menu"], "tags": ["winter"], "published_gmt": "…", "modified_gmt": "…"}}
 //! ```
