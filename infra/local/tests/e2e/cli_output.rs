@@ -2,13 +2,12 @@
 //! as `instapipe` parses it, as a script reads it (the README's "Operator CLI" lists the shapes;
 //! these tests hold every object to its documented fields).
 
-mod common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use clap::Parser;
-use common::{ACCOUNT, fast_sim, stack};
+use crate::common::{self, ACCOUNT, fast_sim, stack};
 use instapipe_cli::{Cli, Ctx};
 use instapipe_core::post::DestState;
 use instapipe_local::LocalStack;

@@ -7,10 +7,7 @@ use instapipe_core::post::DestState;
 use instapipe_local::LocalStack;
 use serde_json::{Value, json};
 
-mod common;
-
-use common::{ACCOUNT, TOKEN, fast_sim, post, post_items, send, stack};
-
+use crate::common::{self, ACCOUNT, TOKEN, fast_sim, post, post_items, send, stack};
 
 fn published_with(stack: &LocalStack, caption: &str) -> usize {
     common::published_with(stack, caption).len()
