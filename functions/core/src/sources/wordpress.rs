@@ -153,9 +153,9 @@ mod tests {
         let with = |template: &str| body.replacen(r#""data":{"#, &format!(r#""data":{{"caption_template":{},"#, serde_json::json!(template)), 1);
         let r = routing(serde_json::json!({"caption": "{title}"}));
         let Outcome::Post { request, .. } = map(ID, with("{title} | {categories}\n{{new}}").as_bytes(), &r).unwrap().outcome else { panic!() };
-        assert_eq!(request.caption, "Our Winter Menu — Five New Dishes | Menu, News\n{new}");
+        assert_eq!(request.caption, "Autumn Reading List — Ten Picks | Books, Events\n{new}");
         let Outcome::Post { request, .. } = map(ID, with("  ").as_bytes(), &r).unwrap().outcome else { panic!() };
-        assert_eq!(request.caption, "Our Winter Menu — Five New Dishes");
+        assert_eq!(request.caption, "Autumn Reading List — Ten Picks");
         let e = map(ID, with("{title} {price}").as_bytes(), &r).unwrap_err();
         assert_eq!((e.status, e.field.as_deref()), (422, Some("data.caption_template")));
         assert!(e.message.contains("unknown placeholder {price}"), "{}", e.message);
