@@ -142,3 +142,14 @@ async fn media_instagram_cannot_fetch_fails_with_metas_reason() {
     assert!(reason.contains("2207052"), "{reason}");
     assert!(stack.sim.as_ref().unwrap().published().is_empty());
 }
+
+/// On a busy machine a CreateTable attempt can time out although DynamoDB Local carries it out;
+/// the retry must find the table, not fail the stack's start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_the_table_again_finds_the_one_there() {
+    let stack = stack(fast_sim()).await;
+    let table = &stack.config.table_name;
+    let arn = instapipe_local::stack::create_table(&stack.clients.dynamodb, table).await.expect("the table is found");
+    let described = stack.clients.dynamodb.describe_table().table_name(table).send().await.unwrap();
+    assert_eq!(described.table.and_then(|t| t.latest_stream_arn).as_deref(), Some(arn.as_str()));
+}
