@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, Projection, ProjectionType, KeyType, ScalarAttributeType, StreamSpecification,
-    StreamViewType, TimeToLiveSpecification,
+    StreamViewType, TimeToLiveSpecification, TimeToLiveStatus,
 };
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
@@ -328,12 +328,13 @@ pub async fn send_signed(url: &str, secret: &str, body: &str, webhook_id: &str) 
         .map_err(|e| format!("cannot reach {url}: {e}"))
 }
 
-async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<String, String> {
+/// Creates the table (with its stream and TTL) and returns its stream ARN.
+pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<String, String> {
     let attribute = |name: &str| {
         AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
     };
     let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
-    let out = client
+    let created = client
         .create_table()
         .table_name(table)
         .attribute_definitions(attribute("pk").map_err(err("pk"))?)
@@ -363,18 +364,33 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
                 .map_err(err("stream"))?,
         )
         .send()
-        .await
-        .map_err(err("CreateTable"))?;
-    client
+        .await;
+    let description = match created {
+        Ok(out) => out.table_description,
+        // An attempt that timed out on a busy machine but that DynamoDB Local carried out: the
+        // SDK's retry finds the table. It is this stack's own in-memory DynamoDB Local, so the
+        // table can only be ours.
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {
+            client.describe_table().table_name(table).send().await.map_err(err("DescribeTable"))?.table
+        }
+        Err(e) => return Err(err("CreateTable")(e)),
+    };
+    let ttl = client
         .update_time_to_live()
         .table_name(table)
         .time_to_live_specification(
             TimeToLiveSpecification::builder().enabled(true).attribute_name("expires_at").build().map_err(err("ttl"))?,
         )
         .send()
-        .await
-        .map_err(err("UpdateTimeToLive"))?;
-    out.table_description
+        .await;
+    if let Err(e) = ttl {
+        // Likewise: an attempt that timed out may have enabled it ("TimeToLive is already enabled").
+        let now = client.describe_time_to_live().table_name(table).send().await.map_err(err("DescribeTimeToLive"))?;
+        if now.time_to_live_description().and_then(|d| d.time_to_live_status()) != Some(&TimeToLiveStatus::Enabled) {
+            return Err(err("UpdateTimeToLive")(e));
+        }
+    }
+    description
         .and_then(|t| t.latest_stream_arn)
         .ok_or_else(|| "the table has no stream".to_string())
 }

@@ -179,3 +179,14 @@ async fn a_scheduled_post_whose_start_was_lost_is_published_by_the_watchdog() {
     let published_at = d.history.iter().find(|h| h.state == DestState::Publishing).unwrap().at;
     assert!(published_at >= publish_at, "published at {published_at}, before {publish_at}");
 }
+
+/// On a busy machine a CreateTable attempt can time out although DynamoDB Local carries it out;
+/// the retry must find the table, not fail the stack's start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_the_table_again_finds_the_one_there() {
+    let stack = stack(fast_sim()).await;
+    let table = stack.config.table_name();
+    let arn = instapipe_local::stack::create_table(&stack.clients.dynamodb, table).await.expect("the table is found");
+    let described = stack.clients.dynamodb.describe_table().table_name(table).send().await.unwrap();
+    assert_eq!(described.table.and_then(|t| t.latest_stream_arn).as_deref(), Some(arn.as_str()));
+}
