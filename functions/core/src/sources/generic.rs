@@ -14,13 +14,16 @@ use crate::post::{MediaItem, PostOptions, PostRequest};
 
 pub const SOURCE: &str = "generic";
 
+/// The body of `POST /webhooks/generic` and `POST /posts` (public for its JSON Schema).
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct GenericPostBody {
+pub struct GenericPostBody {
     #[serde(default)]
     caption: String,
     media: Vec<MediaItem>,
     accounts: Vec<String>,
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>", extend("format" = "date-time")))]
     #[serde(default, with = "time::serde::rfc3339::option")]
     publish_at: Option<OffsetDateTime>,
     #[serde(default)]
