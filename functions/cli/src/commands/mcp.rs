@@ -35,6 +35,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `create_post`'s arguments: the body of `POST /posts`, plus its `Idempotency-Key` header.
 #[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 struct CreatePostArgs {
     #[serde(flatten)]
@@ -56,6 +57,7 @@ struct PostIdArgs {
 
 /// `reschedule_post`'s arguments: the post, and the body of `PATCH /posts/{id}`.
 #[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 struct ReschedulePostArgs {
     /// The post's id (a ULID such as 01JD3…).
@@ -374,6 +376,9 @@ mod tests {
         }
         let required: Vec<_> = create["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
         assert_eq!(required, ["media", "accounts"], "{create}");
+        // The API refuses unknown fields; the schema says so.
+        assert_eq!(create["additionalProperties"], false, "{create}");
+        assert_eq!(create["properties"]["publish_at"]["format"], "date-time", "{create}");
         // The media item's kinds are the API's enum.
         let text = create.to_string();
         assert!(text.contains("\"image\"") && text.contains("\"video\""), "{text}");
@@ -382,6 +387,7 @@ mod tests {
         for field in ["post_id", "publish_at", "caption"] {
             assert!(reschedule["properties"].get(field).is_some(), "{reschedule}");
         }
+        assert_eq!(reschedule["additionalProperties"], false, "{reschedule}");
         let list = schema("list_posts").to_string();
         assert!(list.contains("AWAITING_AUTH"), "the states are DestState's: {list}");
     }
