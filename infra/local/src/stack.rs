@@ -25,7 +25,7 @@ use secrecy::SecretString;
 use tokio::task::JoinHandle;
 
 use crate::functions::{Function, Functions};
-use crate::services::{self, Service};
+use crate::services::{self, Services};
 use crate::settings::Settings;
 use crate::stream::Mapping;
 use crate::{http_server, schedules, stream};
@@ -46,7 +46,7 @@ pub struct LocalStack {
     pub dynamodb_url: String,
     pub moto_url: String,
     tasks: Vec<JoinHandle<()>>,
-    _services: Vec<Service>,
+    _services: Services,
 }
 
 impl Drop for LocalStack {
@@ -83,32 +83,41 @@ impl LocalStack {
         let (root, ddb_port, moto_port) = (settings.root.clone(), settings.dynamodb_port, settings.moto_port);
         let (dir1, dir2) = (log_dir.clone(), log_dir.clone());
         let root2 = root.clone();
+        // Before anything starts, so that nothing is left when the stack stops or dies.
+        let mut children = Services::start()?;
+        let group = children.group();
         let (dynamodb, moto) = tokio::join!(
-            tokio::task::spawn_blocking(move || services::start_dynamodb(&root, ddb_port, &dir1)),
-            tokio::task::spawn_blocking(move || services::start_moto(&root2, moto_port, &dir2)),
+            tokio::task::spawn_blocking(move || services::start_dynamodb(&root, ddb_port, &dir1, group)),
+            tokio::task::spawn_blocking(move || services::start_moto(&root2, moto_port, &dir2, group)),
         );
         let dynamodb = dynamodb.map_err(|e| e.to_string())??;
         let moto = moto.map_err(|e| e.to_string())??;
+        let (dynamodb_url, moto_url) = (dynamodb.url.clone(), moto.url.clone());
+        children.add(dynamodb);
+        children.add(moto);
 
         let sdk = local_sdk_config();
         let clients = AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(&dynamodb.url).build(),
+                aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(&dynamodb_url).build(),
             ),
             scheduler: aws_sdk_scheduler::Client::from_conf(
-                aws_sdk_scheduler::config::Builder::from(&sdk).endpoint_url(&moto.url).build(),
+                aws_sdk_scheduler::config::Builder::from(&sdk).endpoint_url(&moto_url).build(),
             ),
             secrets: aws_sdk_secretsmanager::Client::from_conf(
-                aws_sdk_secretsmanager::config::Builder::from(&sdk).endpoint_url(&moto.url).build(),
+                aws_sdk_secretsmanager::config::Builder::from(&sdk).endpoint_url(&moto_url).build(),
             ),
         };
         let streams = aws_sdk_dynamodbstreams::Client::from_conf(
-            aws_sdk_dynamodbstreams::config::Builder::from(&sdk).endpoint_url(&dynamodb.url).build(),
+            aws_sdk_dynamodbstreams::config::Builder::from(&sdk).endpoint_url(&dynamodb_url).build(),
         );
 
         let (sim, graph_base_url) = match &settings.graph_api_base_url {
             Some(url) => (None, url.trim_end_matches('/').to_string()),
             None => {
+                if settings.graph_sim_port != 0 {
+                    services::ensure_port_free(settings.graph_sim_port, "Graph API simulator", "GRAPH_SIM_PORT")?;
+                }
                 let (sim, url) = graph_sim::spawn(sim_config, settings.graph_sim_port)
                     .await
                     .map_err(|e| format!("cannot start the Graph API simulator: {e}"))?;
@@ -152,7 +161,10 @@ impl LocalStack {
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", settings.http_port))
             .await
-            .map_err(|e| format!("cannot listen on port {}: {e}", settings.http_port))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AddrInUse => services::port_taken(settings.http_port, "ingest-webhook", "INSTAPIPE_PORT"),
+                _ => format!("cannot listen on port {}: {e}", settings.http_port),
+            })?;
         let base_url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
         let tasks = vec![
             tokio::spawn(stream::run_with(streams, stream_arn, mappings, functions.clone(), duplicator(&settings, 0))),
@@ -178,10 +190,10 @@ impl LocalStack {
             clients,
             functions,
             ingest_event,
-            dynamodb_url: dynamodb.url.clone(),
-            moto_url: moto.url.clone(),
+            dynamodb_url,
+            moto_url,
             tasks,
-            _services: vec![dynamodb, moto],
+            _services: children,
         })
     }
 

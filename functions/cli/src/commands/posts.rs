@@ -4,7 +4,7 @@ use std::io::Write;
 
 use instapipe_core::Error;
 use instapipe_core::handlers::posts_api::changes;
-use instapipe_core::post::{DestState, Destination, overall_state};
+use instapipe_core::post::{DestState, Destination, Post, overall_state};
 use instapipe_core::store::DestinationQuery;
 use time::OffsetDateTime;
 
@@ -55,7 +55,7 @@ pub async fn list(ctx: &Ctx, query: DestinationQuery, out: &mut dyn Write) -> Re
 }
 
 /// The post's overall state and, per account, its state, ids, permalink, failure and history.
-pub async fn show(ctx: &Ctx, post_id: &str, out: &mut dyn Write) -> Result<()> {
+pub async fn show(ctx: &Ctx, post_id: &str, out: &mut dyn Write) -> Result<(Post, Vec<Destination>)> {
     let store = ctx.store();
     let post = store.get_post(post_id).await?.ok_or_else(|| CliError(format!("no post {post_id}")))?;
     let destinations = store.list_destinations(post_id).await?;
@@ -105,18 +105,18 @@ pub async fn show(ctx: &Ctx, post_id: &str, out: &mut dyn Write) -> Result<()> {
             writeln!(out, "      {}  {:<13}{note}", when(change.at), change.state.as_str())?;
         }
     }
-    Ok(())
+    Ok((post, destinations))
 }
 
 /// Cancels every account not yet publishing (the posts API's `DELETE /posts/{id}`).
-pub async fn cancel(ctx: &Ctx, post_id: &str, out: &mut dyn Write) -> Result<()> {
+pub async fn cancel(ctx: &Ctx, post_id: &str, out: &mut dyn Write) -> Result<Vec<Destination>> {
     let ingest = ctx.ingest().await?;
     let (_, destinations) = changes::cancel(&ingest, post_id).await?;
     writeln!(out, "post {post_id}: {}", overall_state(&destinations).as_str())?;
     for d in &destinations {
         writeln!(out, "  account {}  {}", d.account_id, d.state.as_str())?;
     }
-    Ok(())
+    Ok(destinations)
 }
 
 /// Re-queues the post's FAILED destinations (or only `account`'s), each where

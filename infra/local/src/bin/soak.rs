@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use graph_sim::SimConfig;
 use instapipe_core::post::{DestState, Destination};
-use instapipe_core::sources::signing::shopify_signature;
+use instapipe_test_support::samples;
+use instapipe_test_support::signing::shopify_signature;
 use instapipe_local::LocalStack;
 use instapipe_local::settings::Settings;
 use serde_json::{Value, json};
@@ -73,11 +74,6 @@ fn root() -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = root().join("../shared/fixtures/webhooks").join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 /// What the soak sends as post `i`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Source {
@@ -111,17 +107,17 @@ fn webhook(stack: &LocalStack, i: usize) -> Webhook {
     let url = |source: &str| format!("{}/webhooks/{source}", stack.base_url);
     match kind {
         Source::Shopify => {
-            let mut product: Value = serde_json::from_slice(&fixture("shopify-products-create.body.json")).unwrap();
+            let mut product: Value = samples::json("shopify-products-create");
             product["id"] = json!(9_000_000_000_000u64 + i as u64);
             product["title"] = json!(format!("Soak mug soak-{i:06}"));
             Webhook { url: url("shopify"), id: format!("soak-shopify-{i:06}"), body: product.to_string().into_bytes(), kind }
         }
         Source::WordPress => {
-            let mut event: Value = serde_json::from_slice(&fixture("wordpress-post-published.body.json")).unwrap();
+            let mut event: Value = samples::json("wordpress-post-published");
             event["data"]["id"] = json!(100_000 + i);
             event["data"]["title"] = json!(format!("Soak article soak-{i:06}"));
             event["data"]["excerpt"] = json!(format!("Excerpt of soak article {i}."));
-            event["data"]["permalink"] = json!(format!("https://blog.example.com/soak/{i}/"));
+            event["data"]["permalink"] = json!(format!("https://news.example.org/soak/{i}/"));
             Webhook { url: url("wordpress"), id: format!("msg_soak_wp_{i:06}"), body: event.to_string().into_bytes(), kind }
         }
         _ => {
@@ -152,7 +148,7 @@ async fn send(http: &reqwest::Client, stack: &LocalStack, w: &Webhook) -> Result
             request = request
                 .header("X-Shopify-Topic", "products/create")
                 .header("X-Shopify-Hmac-Sha256", signature)
-                .header("X-Shopify-Shop-Domain", "example-store.myshopify.com")
+                .header("X-Shopify-Shop-Domain", samples::header("shopify-products-create", "X-Shopify-Shop-Domain"))
                 .header("X-Shopify-API-Version", "2026-10")
                 .header("X-Shopify-Webhook-Id", &w.id)
                 .header("X-Shopify-Event-Id", format!("{}-event", w.id))

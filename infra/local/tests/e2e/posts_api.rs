@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-mod common;
-
-use common::post_items;
+use crate::common::post_items;
 
 use graph_sim::SimConfig;
 use instapipe_local::LocalStack;
@@ -18,7 +16,7 @@ const ACCOUNT: &str = "17841400000000001";
 const OTHER: &str = "17841400000000002";
 
 async fn stack() -> LocalStack {
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,instapipe_core=info").try_init();
+    crate::common::logs();
     let mut settings = Settings::for_tests();
     settings.set("POLL_INLINE_CHECKS_MS", "200,300,500").set("POLL_INTERVAL_SECS", "1").set("POLL_MAX_INTERVAL_SECS", "2");
     let sim = SimConfig { image_delay: Duration::from_millis(300), ..SimConfig::default() };

@@ -1,11 +1,9 @@
 //! The publishing surface end to end on the local stack: every media type, the first comment,
 //! the publishing quota, a refused token, and the simulator's faults.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{ACCOUNT, TOKEN, accepted, fast_sim, published_with, stack};
+use crate::common::{self, ACCOUNT, TOKEN, accepted, fast_sim, published_with, stack};
 use graph_sim::SimConfig;
 use instapipe_core::account::AccountStatus;
 use instapipe_core::post::DestState;
