@@ -42,6 +42,9 @@ pub enum Command {
     Posts(PostsCommand),
     /// Schedule posts from a CSV file (columns: caption,media,accounts,publish_at,options)
     Import(ImportArgs),
+    /// An MCP server over stdio for AI assistants: post through the posts API
+    /// (reads INSTAPIPE_API_URL and INSTAPIPE_API_KEY from the environment)
+    Mcp,
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,6 +26,10 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        // The MCP server talks to the posts API over HTTP, not to AWS: it needs none of their settings.
+        if matches!(cli.command, instapipe_cli::args::Command::Mcp) {
+            return instapipe_cli::commands::mcp::serve_from_env().await.map(|_| 0);
+        }
         let ctx = instapipe_cli::context_from_env().await?;
         instapipe_cli::run(cli, &ctx, &mut std::io::stdout().lock()).await
     });

@@ -26,6 +26,7 @@ pub enum PostError {
 
 type Result<T> = std::result::Result<T, PostError>;
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaKind {
@@ -34,6 +35,7 @@ pub enum MediaKind {
 }
 
 /// One image or video of a post.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MediaItem {
@@ -54,6 +56,7 @@ impl MediaItem {
     }
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserTag {
@@ -65,6 +68,7 @@ pub struct UserTag {
 }
 
 /// Where the post appears: the feed (an image, a Reel, or a carousel of 2–10 items) or stories.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Placement {
@@ -74,6 +78,7 @@ pub enum Placement {
 }
 
 /// Reel parameters of Meta's container API.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReelOptions {
@@ -90,6 +95,7 @@ pub struct ReelOptions {
 }
 
 /// Everything about a post beyond caption, media, accounts and time.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostOptions {
@@ -220,6 +226,7 @@ impl Post {
     }
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DestState {
@@ -300,6 +307,7 @@ impl std::fmt::Display for DestState {
 }
 
 /// Why a destination failed, in words a person understands, with Meta's codes when there are any.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     pub reason: String,
@@ -317,9 +325,11 @@ impl Failure {
     }
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateChange {
     pub state: DestState,
+    #[cfg_attr(feature = "schema", schemars(with = "String", extend("format" = "date-time")))]
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -568,6 +578,7 @@ impl Destination {
 }
 
 /// A container left behind: made (or possibly made) on Meta's side, never to be published.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrphanedContainer {
     /// None when a creation's outcome is unknown (no answer in time, a 5xx, an unreadable
@@ -578,6 +589,7 @@ pub struct OrphanedContainer {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<String>,
     pub reason: String,
+    #[cfg_attr(feature = "schema", schemars(with = "String", extend("format" = "date-time")))]
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
 }
@@ -610,6 +622,7 @@ fn is_zero(n: &u32) -> bool {
 }
 
 /// A post's overall state, derived from its destinations (never stored, so never stale).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PostState {

@@ -133,6 +133,10 @@ async fn run() -> Result<(), String> {
     println!("  curl -s '{}?limit=5' -H \"Authorization: Bearer {key}\"\n", stack.posts_url());
     println!("Operator CLI against this stack (README, \"Operator CLI\"; its settings are in {}):", env_file.shown);
     println!("  cargo run -q -p instapipe-cli -- {} posts list\n", env_file.cli_option);
+    // An MCP session on stdin: initialize, then one tool call; the server answers and exits.
+    let mcp_session = r#"'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"shell","version":"1"}}}' '{"jsonrpc":"2.0","method":"notifications/initialized"}' '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_posts","arguments":{"limit":1}}}'"#;
+    println!("MCP server for AI assistants (README, \"MCP server\"), tried over stdio:");
+    println!("  printf '%s\\n' {mcp_session} \\\n    | INSTAPIPE_API_URL={} INSTAPIPE_API_KEY={key} cargo run -q -p instapipe-cli -- mcp\n", stack.base_url);
     println!("State changes of every post follow. Press Ctrl-C to stop.");
     loop {
         match stack.all_destinations().await {

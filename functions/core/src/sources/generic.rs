@@ -14,15 +14,23 @@ use crate::post::{MediaItem, PostOptions, PostRequest};
 
 pub const SOURCE: &str = "generic";
 
+/// The body of `POST /webhooks/generic` and `POST /posts` (public for its JSON Schema).
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct GenericPostBody {
+pub struct GenericPostBody {
+    /// At most 2,200 characters, 30 hashtags and 20 @-mentions.
     #[serde(default)]
     caption: String,
+    /// One image or video, 2 to 10 for a carousel; public https:// URLs (images JPEG).
     media: Vec<MediaItem>,
+    /// Instagram account ids (digits) to post to, 1 to 25.
     accounts: Vec<String>,
+    /// When to publish (RFC 3339); absent or past: now.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>", extend("format" = "date-time")))]
     #[serde(default, with = "time::serde::rfc3339::option")]
     publish_at: Option<OffsetDateTime>,
+    /// Placement (feed or story), Reel parameters, location, collaborators, first comment.
     #[serde(default)]
     options: PostOptions,
 }

@@ -16,8 +16,10 @@ const ATTEMPTS: usize = 3;
 
 /// `PATCH /posts/{id}`: a new time, a new caption, or both.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PostEdit {
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>", extend("format" = "date-time")))]
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub publish_at: Option<OffsetDateTime>,
     #[serde(default)]

@@ -22,7 +22,7 @@ use crate::sources::mapped::DedupeKey;
 use crate::sources::{RequestError, generic};
 use crate::store::DestinationQuery;
 use changes::{not_found, unavailable};
-use view::PostView;
+pub use view::{DestinationView, PostView, PostsPage};
 
 /// The contract, kept in the repository and served as is.
 pub const OPENAPI_YAML: &str = include_str!("../../../../../openapi.yaml");
@@ -291,7 +291,7 @@ async fn list(deps: &Ingest, request: &Request) -> Result<Response<Body>, Reques
         }
         posts.push(PostView::new(post, destinations));
     }
-    Ok(edge::json(200, &serde_json::json!({ "posts": posts, "next_cursor": page.next_cursor })))
+    Ok(edge::json(200, &PostsPage { posts, next_cursor: page.next_cursor }))
 }
 
 /// A post with several matching destinations is listed once: with the first of them by

@@ -8,6 +8,7 @@ use crate::post::{
     DestState, Destination, Failure, MediaItem, OrphanedContainer, Post, PostOptions, PostState, StateChange, overall_state,
 };
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Serialize)]
 pub struct PostView {
     pub post_id: String,
@@ -16,13 +17,16 @@ pub struct PostView {
     pub caption: String,
     pub media: Vec<MediaItem>,
     pub options: PostOptions,
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>", extend("format" = "date-time")))]
     #[serde(with = "time::serde::rfc3339::option")]
     pub publish_at: Option<OffsetDateTime>,
+    #[cfg_attr(feature = "schema", schemars(with = "String", extend("format" = "date-time")))]
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     pub destinations: Vec<DestinationView>,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Serialize)]
 pub struct DestinationView {
     pub account_id: String,
@@ -34,8 +38,17 @@ pub struct DestinationView {
     /// Containers left behind by retries (never published; they expire after 24 h).
     pub orphaned_containers: Vec<OrphanedContainer>,
     pub history: Vec<StateChange>,
+    #[cfg_attr(feature = "schema", schemars(with = "String", extend("format" = "date-time")))]
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+/// The answer of `GET /posts`: a page of posts; follow `next_cursor` until it is null.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Serialize)]
+pub struct PostsPage {
+    pub posts: Vec<PostView>,
+    pub next_cursor: Option<String>,
 }
 
 impl PostView {
