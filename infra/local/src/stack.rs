@@ -20,6 +20,7 @@ use instapipe_core::store::{DynamoStore, PostStore, indexes};
 use instapipe_core::stream_filters;
 use tokio::task::JoinHandle;
 
+use crate::fault_proxy::AwsFaultProxies;
 use crate::functions::{Function, Functions};
 use crate::services::{self, Service};
 use crate::settings::{DEMO_STATUS_SECRET, Settings};
@@ -41,6 +42,8 @@ pub struct LocalStack {
     pub(crate) ingest: Arc<Ingest>,
     pub dynamodb_url: String,
     pub moto_url: String,
+    /// The fault proxies the functions' AWS calls go through, when `settings.aws_faults` is on.
+    pub aws_faults: Option<AwsFaultProxies>,
     tasks: Vec<JoinHandle<()>>,
     _services: Vec<Service>,
 }
@@ -68,6 +71,16 @@ fn local_sdk_config() -> SdkConfig {
         .build()
 }
 
+fn aws_clients(sdk: &SdkConfig, dynamodb_url: &str, moto_url: &str) -> AwsClients {
+    AwsClients {
+        dynamodb: aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(sdk).endpoint_url(dynamodb_url).build()),
+        scheduler: aws_sdk_scheduler::Client::from_conf(aws_sdk_scheduler::config::Builder::from(sdk).endpoint_url(moto_url).build()),
+        secrets: aws_sdk_secretsmanager::Client::from_conf(
+            aws_sdk_secretsmanager::config::Builder::from(sdk).endpoint_url(moto_url).build(),
+        ),
+    }
+}
+
 fn err<E: std::fmt::Debug>(context: &str) -> impl Fn(E) -> String + '_ {
     move |e| format!("{context}: {e:?}")
 }
@@ -87,16 +100,13 @@ impl LocalStack {
         let moto = moto.map_err(|e| e.to_string())??;
 
         let sdk = local_sdk_config();
-        let clients = AwsClients {
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(&dynamodb.url).build(),
-            ),
-            scheduler: aws_sdk_scheduler::Client::from_conf(
-                aws_sdk_scheduler::config::Builder::from(&sdk).endpoint_url(&moto.url).build(),
-            ),
-            secrets: aws_sdk_secretsmanager::Client::from_conf(
-                aws_sdk_secretsmanager::config::Builder::from(&sdk).endpoint_url(&moto.url).build(),
-            ),
+        let clients = aws_clients(&sdk, &dynamodb.url, &moto.url);
+        // With AWS faults on, the functions' calls go through the fault proxies; the stack's own
+        // setup, runners and assertions talk to the services directly.
+        let aws_faults = AwsFaultProxies::start(settings.aws_faults, &dynamodb.url, &moto.url).await?;
+        let function_clients = match &aws_faults {
+            Some(proxies) => aws_clients(&sdk, &proxies.dynamodb.url(), &proxies.moto.url()),
+            None => clients.clone(),
         };
         let streams = aws_sdk_dynamodbstreams::Client::from_conf(
             aws_sdk_dynamodbstreams::config::Builder::from(&sdk).endpoint_url(&dynamodb.url).build(),
@@ -128,14 +138,14 @@ impl LocalStack {
             .await
             .map_err(|e| e.to_string())?;
 
-        let pipeline = Arc::new(Pipeline::new(&clients, &config).map_err(|e| e.to_string())?);
-        let ingest = Arc::new(Ingest::new(&clients, &config).await.map_err(|e| e.to_string())?);
+        let pipeline = Arc::new(Pipeline::new(&function_clients, &config).map_err(|e| e.to_string())?);
+        let ingest = Arc::new(Ingest::new(&function_clients, &config).await.map_err(|e| e.to_string())?);
         let event_ingest = ingest.clone();
         // notify reads its signing secret at start-up (it sends only when STATUS_WEBHOOK_URL is set).
         let status_secret = settings.handler_vars.get("STATUS_WEBHOOK_SECRET").cloned().unwrap_or_else(|| DEMO_STATUS_SECRET.into());
         put_secret(&clients.secrets, &config.status_webhook.secret_name, &status_secret).await?;
-        let refresh = Arc::new(TokenRefresh::new(&clients, &config).map_err(|e| e.to_string())?);
-        let notify = Arc::new(Notify::new(&clients, &config).await.map_err(|e| e.to_string())?);
+        let refresh = Arc::new(TokenRefresh::new(&function_clients, &config).map_err(|e| e.to_string())?);
+        let notify = Arc::new(Notify::new(&function_clients, &config).await.map_err(|e| e.to_string())?);
         let functions = Arc::new(Functions::new(pipeline).with_operations(refresh, notify));
 
         let mappings = Arc::new(vec![
@@ -176,6 +186,7 @@ impl LocalStack {
             ingest: event_ingest,
             dynamodb_url: dynamodb.url.clone(),
             moto_url: moto.url.clone(),
+            aws_faults,
             tasks,
             _services: vec![dynamodb, moto],
         })
