@@ -3,8 +3,8 @@
 //!
 //! Every request is decided once, before anything is forwarded: answered with a throttling
 //! error or an internal error in the calling protocol's shape (awsJson for DynamoDB, Secrets
-//! Manager and SQS, restJson for Scheduler), held back by `slow_by` and then forwarded, or
-//! forwarded at once. A forwarded request's answer is streamed back untouched: a fault never
+//! Manager and SQS, restJson for Scheduler), held back by `slow_by` and then forwarded (even if
+//! the caller stopped waiting), or forwarded at once. A forwarded request's answer is streamed back untouched: a fault never
 //! cuts a response in half. moto's own control API (`/moto-api/…`) is never faulted.
 //!
 //! The proxy also watches what the SDK did with each fault: the SDK tags every attempt with the
@@ -36,7 +36,8 @@ pub struct AwsFaults {
     /// Answered HTTP 500 with the service's internal error.
     pub error_rate: f64,
     /// Of the requests forwarded: held back `slow_by` first. Past the SDK's attempt timeout
-    /// (5 s, `deps::aws_timeouts`) the SDK gives up on the attempt and tries again.
+    /// (5 s, `deps::aws_timeouts`) the SDK gives up on the attempt and tries again, while the
+    /// held request still reaches the service: a write that lands with its answer lost.
     pub slow_rate: f64,
     pub slow_by: Duration,
     pub seed: u64,
@@ -338,7 +339,15 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         }
         Decision::Slow => {
             shared.slowed.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(shared.faults.slow_by).await;
+            // The request reaches the service even when the caller gave up waiting (past the
+            // SDK's attempt timeout): a write then lands while its answer is lost, as on AWS.
+            let (answer, answered) = tokio::sync::oneshot::channel();
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(shared.faults.slow_by).await;
+                let _ = answer.send(forward(&shared, parts, body).await);
+            });
+            return answered.await.unwrap_or_else(|_| plain(StatusCode::BAD_GATEWAY, "fault proxy: the forward was dropped".into()));
         }
         Decision::Forward => {}
     }
@@ -643,6 +652,14 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
         assert_eq!(hits.load(Ordering::SeqCst), 1);
         assert_eq!((proxy.counts().slowed, proxy.counts().forwarded), (1, 1));
+
+        // A caller that stops waiting does not stop the request: it lands, its answer is lost.
+        let impatient = reqwest::Client::builder().no_proxy().timeout(Duration::from_millis(100)).build().unwrap();
+        let gave_up = impatient.post(proxy.url()).header("x-amz-target", "DynamoDB_20120810.PutItem").body("{}").send().await;
+        assert!(gave_up.is_err_and(|e| e.is_timeout()));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(hits.load(Ordering::SeqCst), 2, "the held request reached the service");
+        assert_eq!((proxy.counts().slowed, proxy.counts().forwarded), (2, 2));
     }
 
     /// The statuses of `n` requests sent one after another.
