@@ -17,7 +17,7 @@ FUNCTIONS := ingest-webhook ingest-event create-container poll-status publish re
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help deps run test lint-template build deploy clean distclean
+.PHONY: help deps run test test-wordpress lint-template build deploy clean distclean
 
 ## help: list the targets
 help:
@@ -48,6 +48,13 @@ run: deps
 test: deps
 	cargo test --workspace
 	@$(MAKE) --no-print-directory lint-template
+
+## test-wordpress: the WordPress plugin end to end in a real WordPress against the local stack (Debian packages wordpress, mariadb-server, php-cli, php-mysql, php-curl; installed when root); not part of `make test`
+test-wordpress: deps
+	@bash integrations/wordpress/tests/packages.sh
+	php -l integrations/wordpress/instapipe.php
+	cargo build -q -p instapipe-local --bin instapipe-local
+	$(VENV)/bin/python integrations/wordpress/tests/e2e.py
 
 ## lint-template: sam validate --lint and cfn-lint on template.yaml
 lint-template: deps

@@ -47,7 +47,7 @@ impl RouteSource {
     }
 
     /// The placeholders a caption template of this source may use.
-    fn placeholders(self) -> &'static [&'static str] {
+    pub fn placeholders(self) -> &'static [&'static str] {
         match self {
             RouteSource::Shopify => &["title", "description", "price", "link", "hashtags", "tags", "vendor", "shop"],
             RouteSource::Contentful => &["caption", "title", "link"],

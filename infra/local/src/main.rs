@@ -86,7 +86,7 @@ async fn run() -> Result<(), String> {
     let signature = standardwebhooks::Webhook::new(&settings.generic_secret)
         .and_then(|w| w.sign(&id, ts, sample.as_bytes()))
         .map_err(|e| e.to_string())?;
-    println!("\ninstapipe is serving. Webhook URL: {}", stack.webhook_url());
+    print_source_urls(&stack);
     println!("Send another post (this signature is valid for 5 minutes):\n");
     println!("curl -i {} -H 'content-type: application/json' -H 'webhook-id: {id}' -H 'webhook-timestamp: {ts}' -H 'webhook-signature: {signature}' -d '{sample}'\n",
         stack.webhook_url());
@@ -114,6 +114,20 @@ async fn run() -> Result<(), String> {
     tokio::select! {
         _ = watch => Ok(()),
         signal = tokio::signal::ctrl_c() => signal.map_err(|e| e.to_string()),
+    }
+}
+
+/// Where each source sends: the webhooks, the posts API, and where status webhooks go.
+fn print_source_urls(stack: &LocalStack) {
+    println!("\ninstapipe is serving:");
+    println!("  generic webhook  {}", stack.webhook_url());
+    println!("  Shopify          {}", stack.source_url("shopify"));
+    println!("  Contentful       {}", stack.source_url("contentful"));
+    println!("  WordPress        {}  (the plugin's endpoint URL)", stack.source_url("wordpress"));
+    println!("  posts API        {}", stack.posts_url());
+    match stack.settings.handler_vars.get("STATUS_WEBHOOK_URL") {
+        Some(url) => println!("  status webhooks  → {url}"),
+        None => println!("  status webhooks  off (set STATUS_WEBHOOK_URL, e.g. to the WordPress plugin's status route)"),
     }
 }
 

@@ -6,8 +6,11 @@
 //! {"type": "post.published", "timestamp": "2026-11-20T09:16:09+00:00",
 //!  "data": {"site": "https://blog.example.com/", "id": 4211, "post_type": "post", "title": "…",
 //!           "excerpt": "…", "permalink": "https://…", "featured_image": "https://…" | null,
-//!           "categories": ["Menu"], "tags": ["winter"], "published_gmt": "…", "modified_gmt": "…"}}
+//!           "categories": ["Menu"], "tags": ["winter"], "published_gmt": "…", "modified_gmt": "…",
+//!           "caption_template": "{title}\n\n{link}"}}
 //! ```
+//! `caption_template` (optional) is the blog owner's caption, set on the plugin's settings page,
+//! with the route's placeholders; it wins over the route's `caption`.
 //! Posted: a post with a featured image, from a routed site, once per blog post (once per
 //! modification when the route sets `repost_updates`). Dedupe: the `webhook-id` (the plugin
 //! derives it from site, post id and modification time, so its retries repeat it) and the post.
@@ -18,7 +21,7 @@ use super::RequestError;
 use super::routed::{DedupeKey, Mapped, Outcome};
 use super::text::{fit_caption, hashtags};
 use crate::post::{MediaItem, MediaKind, PostRequest};
-use crate::routing::Routing;
+use crate::routing::{CaptionTemplate, RouteSource, Routing};
 
 pub const SOURCE: &str = "wordpress";
 pub const PUBLISHED: &str = "post.published";
@@ -46,6 +49,8 @@ struct PostData {
     tags: Vec<String>,
     #[serde(default)]
     modified_gmt: Option<String>,
+    #[serde(default)]
+    caption_template: Option<String>,
 }
 
 /// Maps a verified delivery whose `webhook-id` is `webhook_id`.
@@ -63,7 +68,14 @@ pub fn map(webhook_id: &str, body: &[u8], routing: &Routing) -> Result<Mapped, R
     let Some(image) = post.featured_image.filter(|i| !i.trim().is_empty()) else {
         return skip(format!("post {} has no featured image", post.id));
     };
-    let caption = route.caption.render(|name| match name {
+    let owners = match post.caption_template.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(t) => Some(
+            CaptionTemplate::parse(t, RouteSource::Wordpress.placeholders())
+                .map_err(|problem| RequestError::field(422, "invalid_field", "data.caption_template", problem))?,
+        ),
+        None => None,
+    };
+    let caption = owners.as_ref().unwrap_or(&route.caption).render(|name| match name {
         "title" => Some(post.title.clone()),
         "excerpt" => Some(post.excerpt.clone()),
         "link" => Some(post.permalink.clone()),
@@ -133,6 +145,20 @@ mod tests {
         let no_image = body.replace(r#""featured_image":"https:\/\/blog.example.com\/wp-content\/uploads\/2026\/11\/winter-menu.jpg""#, r#""featured_image":null"#);
         assert_ne!(no_image, body);
         assert_eq!(map(ID, no_image.as_bytes(), &routing(serde_json::json!({}))).unwrap().outcome, Outcome::Skip("post 4211 has no featured image".into()));
+    }
+
+    #[test]
+    fn the_owners_caption_template_wins_over_the_routes_and_a_bad_one_names_the_field() {
+        let body = String::from_utf8(fixtures::body(NAME)).unwrap();
+        let with = |template: &str| body.replacen(r#""data":{"#, &format!(r#""data":{{"caption_template":{},"#, serde_json::json!(template)), 1);
+        let r = routing(serde_json::json!({"caption": "{title}"}));
+        let Outcome::Post { request, .. } = map(ID, with("{title} | {categories}\n{{new}}").as_bytes(), &r).unwrap().outcome else { panic!() };
+        assert_eq!(request.caption, "Our Winter Menu — Five New Dishes | Menu, News\n{new}");
+        let Outcome::Post { request, .. } = map(ID, with("  ").as_bytes(), &r).unwrap().outcome else { panic!() };
+        assert_eq!(request.caption, "Our Winter Menu — Five New Dishes");
+        let e = map(ID, with("{title} {price}").as_bytes(), &r).unwrap_err();
+        assert_eq!((e.status, e.field.as_deref()), (422, Some("data.caption_template")));
+        assert!(e.message.contains("unknown placeholder {price}"), "{}", e.message);
     }
 
     #[test]
