@@ -607,13 +607,16 @@ mod tests {
         assert_eq!(response.status(), 400);
         assert_eq!(response.headers()["content-type"], "application/x-amz-json-1.1");
         assert_eq!(response.json::<Value>().await.unwrap()["__type"], "ThrottlingException");
+        let response = client().post(proxy.url()).header("x-amz-target", "AmazonSQS.SendMessage").body("{}").send().await.unwrap();
+        assert_eq!(response.status(), 400);
+        assert_eq!(response.json::<Value>().await.unwrap()["__type"], "com.amazonaws.sqs#RequestThrottled");
         let response = client().post(format!("{}/schedules/x", proxy.url())).body("{}").send().await.unwrap();
         assert_eq!(response.status(), 429);
         assert_eq!(response.headers()["x-amzn-errortype"], "ThrottlingException");
         assert!(response.json::<Value>().await.unwrap()["message"].is_string());
         assert_eq!(hits.load(Ordering::SeqCst), 0, "a faulted request never reaches the service");
         let counts = proxy.counts();
-        assert_eq!((counts.requests, counts.throttled, counts.forwarded), (5, 5, 0));
+        assert_eq!((counts.requests, counts.throttled, counts.forwarded), (6, 6, 0));
     }
 
     #[tokio::test]
