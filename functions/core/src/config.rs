@@ -1,40 +1,95 @@
-//! Configuration from environment variables, read once at start-up. A missing or malformed
-//! variable is an error that names it. AWS endpoints are not here: the SDK reads its standard
-//! `AWS_ENDPOINT_URL*` variables itself.
+//! Configuration from environment variables, read once at start-up. Each function reads only
+//! its own settings ([`IngestSettings`], [`PipelineSettings`], [`TokenRefreshSettings`],
+//! [`NotifySettings`]); the operator CLI and the local stack, which run them all, read
+//! [`Config`]. A missing or malformed variable is an error that names it. AWS endpoints are not
+//! here: the SDK reads its standard `AWS_ENDPOINT_URL*` variables itself.
 
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::polling::PollPolicy;
+use crate::routing::{ROUTING_VAR, Routing};
+use crate::secrets;
 
+/// Settings read from the environment (or any lookup, so tests need not touch the process's).
+pub trait Settings: Sized {
+    fn read(vars: &Vars) -> Result<Self>;
+
+    fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        Self::read(&Vars(&lookup))
+    }
+}
+
+/// ingest-webhook and ingest-event: the signed sources, the routing, and the posts API (whose
+/// cancel and reschedule delete and replace schedules).
 #[derive(Clone, Debug)]
-pub struct Config {
+pub struct IngestSettings {
     pub table_name: String,
-    pub schedule_group: String,
-    /// The role EventBridge Scheduler assumes to invoke our functions.
-    pub scheduler_role_arn: String,
-    pub create_container_arn: String,
-    pub poll_status_arn: String,
-    /// Where Scheduler puts events it could not deliver.
-    pub schedule_dlq_arn: Option<String>,
+    pub schedules: ScheduleSettings,
+    /// Secrets Manager secret with the webhook signing secrets (see [`secrets::WebhookSecrets`]).
+    pub webhook_secrets_name: String,
+    /// `ROUTING_CONFIG`: which accounts receive the routed sources' posts (see `routing`).
+    pub routing: Routing,
+    /// `CONTENTFUL_DELIVERY_BASE_URL`: where Contentful asset links are resolved.
+    pub contentful_delivery_base_url: String,
+}
+
+/// create-container, poll-status and publish.
+#[derive(Clone, Debug)]
+pub struct PipelineSettings {
+    pub table_name: String,
+    pub schedules: ScheduleSettings,
     /// Account tokens live in Secrets Manager under `<prefix><ig user id>`.
     pub account_secret_prefix: String,
-    /// Secrets Manager secret with the webhook signing secrets, a JSON object keyed by source.
-    pub webhook_secrets_name: String,
     pub graph: GraphConfig,
     pub polling: PollPolicy,
     /// `MEDIA_CHECK`: `full` (default) resolves and fetches the first bytes of every media URL
     /// before a container is made; `off` skips it (the local stack's hosts are not real).
     pub media_check: bool,
-    /// refresh-tokens: tokens expiring within this window, or of unknown expiry, are refreshed.
-    pub token_refresh_window: Duration,
+}
+
+/// refresh-tokens (and the CLI's `accounts` commands).
+#[derive(Clone, Debug)]
+pub struct TokenRefreshSettings {
+    pub table_name: String,
+    pub account_secret_prefix: String,
+    pub graph: GraphConfig,
+    /// Tokens expiring within this window, or of unknown expiry, are refreshed.
+    pub window: Duration,
     /// Secrets Manager secret with the Meta app credentials that token exchanges need (JSON).
     pub meta_app_secret_name: String,
+}
+
+/// notify.
+#[derive(Clone, Debug)]
+pub struct NotifySettings {
+    pub table_name: String,
     pub status_webhook: StatusWebhookConfig,
-    /// `ROUTING_CONFIG`: which accounts receive the routed sources' posts (see `routing`).
-    pub routing: crate::routing::Routing,
-    /// `CONTENTFUL_DELIVERY_BASE_URL`: where Contentful asset links are resolved.
-    pub contentful_delivery_base_url: String,
+}
+
+/// Every function's settings: the operator CLI and the local stack run them all.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub ingest: IngestSettings,
+    pub pipeline: PipelineSettings,
+    pub token_refresh: TokenRefreshSettings,
+    pub notify: NotifySettings,
+}
+
+/// EventBridge Scheduler: where one-time schedules go and whom they invoke.
+#[derive(Clone, Debug)]
+pub struct ScheduleSettings {
+    pub group: String,
+    /// The role EventBridge Scheduler assumes to invoke our functions.
+    pub role_arn: String,
+    pub create_container_arn: String,
+    pub poll_status_arn: String,
+    /// Where Scheduler puts events it could not deliver.
+    pub dead_letter_arn: Option<String>,
 }
 
 /// Where notify sends `post.published` / `post.failed`, and how hard it tries.
@@ -65,71 +120,13 @@ impl Default for GraphConfig {
     }
 }
 
-impl Config {
-    pub fn from_env() -> Result<Config> {
-        Config::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Reads through `lookup`, so tests need not touch the process environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config> {
-        let vars = Vars(&lookup);
-        let defaults = PollPolicy::default();
-        let inline_checks = match vars.optional("POLL_INLINE_CHECKS_MS") {
-            None => defaults.inline_checks.clone(),
-            Some(list) => list
-                .split(',')
-                .filter(|s| !s.trim().is_empty())
-                .map(|ms| ms.trim().parse::<u64>().map(Duration::from_millis))
-                .collect::<Result<_, _>>()
-                .map_err(|_| malformed("POLL_INLINE_CHECKS_MS", "a comma-separated list of milliseconds"))?,
-        };
-        Ok(Config {
-            table_name: vars.required("TABLE_NAME")?,
-            schedule_group: vars.required("SCHEDULE_GROUP")?,
-            scheduler_role_arn: vars.required("SCHEDULER_ROLE_ARN")?,
-            create_container_arn: vars.required("CREATE_CONTAINER_FUNCTION_ARN")?,
-            poll_status_arn: vars.required("POLL_STATUS_FUNCTION_ARN")?,
-            schedule_dlq_arn: vars.optional("SCHEDULE_DLQ_ARN"),
-            account_secret_prefix: vars.optional("ACCOUNT_SECRET_PREFIX").unwrap_or_else(|| "instapipe/accounts/".into()),
-            webhook_secrets_name: vars
-                .optional("WEBHOOK_SECRETS_NAME")
-                .unwrap_or_else(|| "instapipe/webhook-secrets".into()),
-            graph: GraphConfig {
-                base_url_override: vars.optional("GRAPH_API_BASE_URL").map(|u| u.trim_end_matches('/').to_string()),
-                version: vars.optional("GRAPH_API_VERSION").unwrap_or_else(|| "v25.0".into()),
-                timeout: Duration::from_millis(vars.number("GRAPH_API_TIMEOUT_MS", 10_000)?),
-            },
-            media_check: match vars.optional("MEDIA_CHECK").as_deref() {
-                None | Some("full") => true,
-                Some("off") => false,
-                Some(_) => return Err(malformed("MEDIA_CHECK", "`full` or `off`")),
-            },
-            polling: PollPolicy {
-                inline_checks,
-                interval: Duration::from_secs(vars.number("POLL_INTERVAL_SECS", defaults.interval.as_secs())?),
-                max_interval: Duration::from_secs(vars.number("POLL_MAX_INTERVAL_SECS", defaults.max_interval.as_secs())?),
-                image_deadline: Duration::from_secs(
-                    vars.number("POLL_IMAGE_DEADLINE_SECS", defaults.image_deadline.as_secs())?,
-                ),
-                video_deadline: Duration::from_secs(
-                    vars.number("POLL_VIDEO_DEADLINE_SECS", defaults.video_deadline.as_secs())?,
-                ),
-                quota_recheck: Duration::from_secs(
-                    vars.number("POLL_QUOTA_RECHECK_SECS", defaults.quota_recheck.as_secs())?,
-                ),
-            },
-            token_refresh_window: Duration::from_secs(vars.number("TOKEN_REFRESH_WINDOW_DAYS", 7)?.saturating_mul(86_400)),
-            meta_app_secret_name: vars.optional("META_APP_SECRET_NAME").unwrap_or_else(|| "instapipe/meta-app".into()),
-            status_webhook: StatusWebhookConfig {
-                url: vars.optional("STATUS_WEBHOOK_URL"),
-                secret_name: vars
-                    .optional("STATUS_WEBHOOK_SECRET_NAME")
-                    .unwrap_or_else(|| "instapipe/status-webhook-secret".into()),
-                attempts: u32::try_from(vars.number("STATUS_WEBHOOK_ATTEMPTS", 3)?.clamp(1, 10)).unwrap_or(3),
-                backoff: Duration::from_millis(vars.number("STATUS_WEBHOOK_BACKOFF_MS", 500)?),
-                timeout: Duration::from_millis(vars.number("STATUS_WEBHOOK_TIMEOUT_MS", 5_000)?),
-            },
-            routing: crate::routing::Routing::from_json(vars.optional(crate::routing::ROUTING_VAR).as_deref())?,
+impl Settings for IngestSettings {
+    fn read(vars: &Vars) -> Result<Self> {
+        Ok(IngestSettings {
+            table_name: vars.table_name()?,
+            schedules: ScheduleSettings::read(vars)?,
+            webhook_secrets_name: vars.optional("WEBHOOK_SECRETS_NAME").unwrap_or_else(|| secrets::DEFAULT_WEBHOOK_SECRETS_NAME.into()),
+            routing: Routing::from_json(vars.optional(ROUTING_VAR).as_deref())?,
             contentful_delivery_base_url: vars
                 .optional("CONTENTFUL_DELIVERY_BASE_URL")
                 .unwrap_or_else(|| crate::sources::contentful_assets::DEFAULT_BASE_URL.into()),
@@ -137,9 +134,135 @@ impl Config {
     }
 }
 
-struct Vars<'a, F: Fn(&str) -> Option<String>>(&'a F);
+impl Settings for PipelineSettings {
+    fn read(vars: &Vars) -> Result<Self> {
+        Ok(PipelineSettings {
+            table_name: vars.table_name()?,
+            schedules: ScheduleSettings::read(vars)?,
+            account_secret_prefix: vars.account_secret_prefix(),
+            graph: GraphConfig::read(vars)?,
+            polling: read_polling(vars)?,
+            media_check: match vars.optional("MEDIA_CHECK").as_deref() {
+                None | Some("full") => true,
+                Some("off") => false,
+                Some(_) => return Err(malformed("MEDIA_CHECK", "`full` or `off`")),
+            },
+        })
+    }
+}
 
-impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
+impl Settings for TokenRefreshSettings {
+    fn read(vars: &Vars) -> Result<Self> {
+        Ok(TokenRefreshSettings {
+            table_name: vars.table_name()?,
+            account_secret_prefix: vars.account_secret_prefix(),
+            graph: GraphConfig::read(vars)?,
+            window: Duration::from_secs(vars.number("TOKEN_REFRESH_WINDOW_DAYS", 7)?.saturating_mul(86_400)),
+            meta_app_secret_name: vars.optional("META_APP_SECRET_NAME").unwrap_or_else(|| secrets::DEFAULT_META_APP_SECRET_NAME.into()),
+        })
+    }
+}
+
+impl Settings for NotifySettings {
+    fn read(vars: &Vars) -> Result<Self> {
+        Ok(NotifySettings {
+            table_name: vars.table_name()?,
+            status_webhook: StatusWebhookConfig {
+                url: vars.optional("STATUS_WEBHOOK_URL"),
+                secret_name: vars
+                    .optional("STATUS_WEBHOOK_SECRET_NAME")
+                    .unwrap_or_else(|| secrets::DEFAULT_STATUS_WEBHOOK_SECRET_NAME.into()),
+                attempts: u32::try_from(vars.number("STATUS_WEBHOOK_ATTEMPTS", 3)?.clamp(1, 10)).unwrap_or(3),
+                backoff: Duration::from_millis(vars.number("STATUS_WEBHOOK_BACKOFF_MS", 500)?),
+                timeout: Duration::from_millis(vars.number("STATUS_WEBHOOK_TIMEOUT_MS", 5_000)?),
+            },
+        })
+    }
+}
+
+impl Settings for Config {
+    fn read(vars: &Vars) -> Result<Self> {
+        Ok(Config {
+            ingest: IngestSettings::read(vars)?,
+            pipeline: PipelineSettings::read(vars)?,
+            token_refresh: TokenRefreshSettings::read(vars)?,
+            notify: NotifySettings::read(vars)?,
+        })
+    }
+}
+
+impl Config {
+    /// `Settings::from_env`, callable without importing the trait.
+    pub fn from_env() -> Result<Config> {
+        <Config as Settings>::from_env()
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        <Config as Settings>::from_lookup(lookup)
+    }
+
+    /// The table every function works on.
+    pub fn table_name(&self) -> &str {
+        &self.pipeline.table_name
+    }
+
+    pub fn schedule_group(&self) -> &str {
+        &self.pipeline.schedules.group
+    }
+
+    pub fn account_secret_prefix(&self) -> &str {
+        &self.pipeline.account_secret_prefix
+    }
+}
+
+impl ScheduleSettings {
+    fn read(vars: &Vars) -> Result<Self> {
+        Ok(ScheduleSettings {
+            group: vars.required("SCHEDULE_GROUP")?,
+            role_arn: vars.required("SCHEDULER_ROLE_ARN")?,
+            create_container_arn: vars.required("CREATE_CONTAINER_FUNCTION_ARN")?,
+            poll_status_arn: vars.required("POLL_STATUS_FUNCTION_ARN")?,
+            dead_letter_arn: vars.optional("SCHEDULE_DLQ_ARN"),
+        })
+    }
+}
+
+impl GraphConfig {
+    fn read(vars: &Vars) -> Result<Self> {
+        Ok(GraphConfig {
+            base_url_override: vars.optional("GRAPH_API_BASE_URL").map(|u| u.trim_end_matches('/').to_string()),
+            version: vars.optional("GRAPH_API_VERSION").unwrap_or_else(|| "v25.0".into()),
+            timeout: Duration::from_millis(vars.number("GRAPH_API_TIMEOUT_MS", 10_000)?),
+        })
+    }
+}
+
+fn read_polling(vars: &Vars) -> Result<PollPolicy> {
+    let defaults = PollPolicy::default();
+    let inline_checks = match vars.optional("POLL_INLINE_CHECKS_MS") {
+        None => defaults.inline_checks.clone(),
+        Some(list) => list
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|ms| ms.trim().parse::<u64>().map(Duration::from_millis))
+            .collect::<Result<_, _>>()
+            .map_err(|_| malformed("POLL_INLINE_CHECKS_MS", "a comma-separated list of milliseconds"))?,
+    };
+    let secs = |name: &str, default: Duration| vars.number(name, default.as_secs()).map(Duration::from_secs);
+    Ok(PollPolicy {
+        inline_checks,
+        interval: secs("POLL_INTERVAL_SECS", defaults.interval)?,
+        max_interval: secs("POLL_MAX_INTERVAL_SECS", defaults.max_interval)?,
+        image_deadline: secs("POLL_IMAGE_DEADLINE_SECS", defaults.image_deadline)?,
+        video_deadline: secs("POLL_VIDEO_DEADLINE_SECS", defaults.video_deadline)?,
+        quota_recheck: secs("POLL_QUOTA_RECHECK_SECS", defaults.quota_recheck)?,
+    })
+}
+
+/// The variables, through a lookup: blank counts as unset.
+pub struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Vars<'_> {
     fn optional(&self, name: &str) -> Option<String> {
         (self.0)(name).filter(|v| !v.trim().is_empty())
     }
@@ -154,6 +277,14 @@ impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
             None => Ok(default),
             Some(v) => v.trim().parse().map_err(|_| malformed(name, "a whole number")),
         }
+    }
+
+    fn table_name(&self) -> Result<String> {
+        self.required("TABLE_NAME")
+    }
+
+    fn account_secret_prefix(&self) -> String {
+        self.optional("ACCOUNT_SECRET_PREFIX").unwrap_or_else(|| secrets::DEFAULT_ACCOUNT_SECRET_PREFIX.into())
     }
 }
 
@@ -199,23 +330,55 @@ mod tests {
         pairs.push(("GRAPH_API_BASE_URL", "http://127.0.0.1:4000/"));
         pairs.push(("POLL_INLINE_CHECKS_MS", "100, 200"));
         let config = Config::from_lookup(env(&pairs)).unwrap();
-        assert_eq!(config.graph.base_url_override.as_deref(), Some("http://127.0.0.1:4000"));
-        assert_eq!(config.graph.version, "v25.0");
-        assert_eq!(config.polling.inline_checks, vec![Duration::from_millis(100), Duration::from_millis(200)]);
-        assert_eq!(config.polling.interval, Duration::from_secs(60));
-        assert_eq!(config.account_secret_prefix, "instapipe/accounts/");
-        assert_eq!(config.token_refresh_window, Duration::from_secs(7 * 86_400));
-        assert_eq!(config.status_webhook.url, None);
+        assert_eq!(config.pipeline.graph.base_url_override.as_deref(), Some("http://127.0.0.1:4000"));
+        assert_eq!(config.pipeline.graph.version, "v25.0");
+        assert_eq!(config.pipeline.polling.inline_checks, vec![Duration::from_millis(100), Duration::from_millis(200)]);
+        assert_eq!(config.pipeline.polling.interval, Duration::from_secs(60));
+        assert_eq!(config.account_secret_prefix(), "instapipe/accounts/");
+        assert_eq!(config.token_refresh.window, Duration::from_secs(7 * 86_400));
+        assert_eq!(config.notify.status_webhook.url, None);
+        assert_eq!(config.ingest.webhook_secrets_name, "instapipe/webhook-secrets");
     }
 
     #[test]
     fn the_refresh_window_is_set_in_days() {
         let mut pairs = REQUIRED.to_vec();
         pairs.push(("TOKEN_REFRESH_WINDOW_DAYS", "10"));
-        assert_eq!(Config::from_lookup(env(&pairs)).unwrap().token_refresh_window, Duration::from_secs(10 * 86_400));
+        assert_eq!(Config::from_lookup(env(&pairs)).unwrap().token_refresh.window, Duration::from_secs(10 * 86_400));
         pairs.push(("TOKEN_REFRESH_WINDOW_DAYS", "a week"));
         let pairs: Vec<_> = pairs.into_iter().filter(|(_, v)| *v != "10").collect();
         let err = Config::from_lookup(env(&pairs)).unwrap_err();
         assert!(err.to_string().contains("TOKEN_REFRESH_WINDOW_DAYS"), "{err}");
+    }
+
+    #[test]
+    fn notify_starts_without_the_scheduler_variables() {
+        let settings = NotifySettings::from_lookup(env(&[("TABLE_NAME", "posts"), ("STATUS_WEBHOOK_URL", "https://example.com/hook")])).unwrap();
+        assert_eq!(settings.table_name, "posts");
+        assert_eq!(settings.status_webhook.url.as_deref(), Some("https://example.com/hook"));
+        assert_eq!(settings.status_webhook.secret_name, "instapipe/status-webhook-secret");
+        // The functions that make schedules still refuse to start without them.
+        let err = PipelineSettings::from_lookup(env(&[("TABLE_NAME", "posts")])).unwrap_err();
+        assert_eq!(err.to_string(), "configuration: environment variable SCHEDULE_GROUP is not set");
+    }
+
+    #[test]
+    fn each_function_reads_only_its_own_variables() {
+        // Malformed variables of other functions do not matter to one that does not read them.
+        let others = [("POLL_INTERVAL_SECS", "soon"), ("TOKEN_REFRESH_WINDOW_DAYS", "a week"), ("STATUS_WEBHOOK_ATTEMPTS", "many")];
+        let mut pairs = REQUIRED.to_vec();
+        pairs.extend(others);
+        IngestSettings::from_lookup(env(&pairs)).expect("ingest reads no polling, refresh or notify variables");
+        let refresh = TokenRefreshSettings::from_lookup(env(&[("TABLE_NAME", "posts"), ("POLL_INTERVAL_SECS", "soon")])).unwrap();
+        assert_eq!(refresh.window, Duration::from_secs(7 * 86_400));
+        // ... while each one names its own.
+        for (settings, name) in [
+            (PipelineSettings::from_lookup(env(&pairs)).map(drop), "POLL_INTERVAL_SECS"),
+            (TokenRefreshSettings::from_lookup(env(&pairs)).map(drop), "TOKEN_REFRESH_WINDOW_DAYS"),
+            (NotifySettings::from_lookup(env(&pairs)).map(drop), "STATUS_WEBHOOK_ATTEMPTS"),
+        ] {
+            let err = settings.unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 }

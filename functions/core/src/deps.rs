@@ -4,21 +4,20 @@ use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
 
-use crate::api_keys::{ApiKeys, DynamoApiKeys};
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{IngestSettings, NotifySettings, PipelineSettings, TokenRefreshSettings};
 use crate::error::{Error, Result};
+use crate::graph::account_api::{AccountApi, AccountApiClient};
 use crate::graph::{GraphApi, GraphClient, MeteredGraph};
 use crate::media_check::{HttpMediaCheck, MediaCheck, NoMediaCheck};
 use crate::polling::PollPolicy;
 use crate::scheduler::{EventBridgeScheduler, Scheduler};
-use crate::sources::generic;
+use crate::secrets::{self, WebhookSecrets, webhook_keys};
 use crate::sources::routed::SourceDeps;
 use crate::sources::standard_webhooks::StandardWebhookVerifier;
-use crate::store::{DynamoStore, PostStore};
-use crate::tokens::{SecretsManagerTokens, TokenSource, TokenVault, load_webhook_secrets};
-use crate::account_api::{AccountApi, AccountApiClient};
-use crate::store::AccountStore;
+use crate::store::api_keys::{ApiKeys, DynamoApiKeys};
+use crate::store::{AccountStore, DynamoStore, PostStore};
+use crate::tokens::{SecretsManagerTokens, TokenSource, TokenVault};
 
 /// The AWS clients, configured by the SDK's standard variables (`AWS_ENDPOINT_URL_*` included).
 #[derive(Clone)]
@@ -49,7 +48,7 @@ pub fn aws_timeouts() -> aws_config::timeout::TimeoutConfig {
         .build()
 }
 
-/// Dependencies of ingest-webhook.
+/// Dependencies of ingest-webhook and ingest-event.
 pub struct Ingest {
     pub store: Arc<dyn PostStore>,
     pub clock: Arc<dyn Clock>,
@@ -63,18 +62,19 @@ pub struct Ingest {
 
 impl Ingest {
     /// Reads the signing secrets from Secrets Manager once, at start-up.
-    pub async fn new(clients: &AwsClients, config: &Config) -> Result<Ingest> {
-        let secrets = load_webhook_secrets(&clients.secrets, &config.webhook_secrets_name).await?;
-        let generic = secrets.get(generic::SOURCE).ok_or_else(|| {
-            Error::Config(format!("secret {} has no \"{}\" entry", config.webhook_secrets_name, generic::SOURCE))
-        })?;
+    pub async fn new(clients: &AwsClients, settings: &IngestSettings) -> Result<Ingest> {
+        let name = &settings.webhook_secrets_name;
+        let secrets = WebhookSecrets::read(&clients.secrets, name).await?;
+        let generic = secrets
+            .get(webhook_keys::GENERIC)
+            .ok_or_else(|| Error::Config(format!("secret {name} has no \"{}\" entry", webhook_keys::GENERIC)))?;
         Ok(Ingest {
-            store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), &config.table_name)),
+            store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), &settings.table_name)),
             clock: Arc::new(SystemClock),
             generic: StandardWebhookVerifier::new(generic)?,
-            api_keys: Arc::new(DynamoApiKeys::new(clients.dynamodb.clone(), &config.table_name)),
-            scheduler: Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), config)),
-            sources: SourceDeps::load(&secrets, &config.webhook_secrets_name, config)?,
+            api_keys: Arc::new(DynamoApiKeys::new(clients.dynamodb.clone(), &settings.table_name)),
+            scheduler: Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), &settings.schedules)),
+            sources: SourceDeps::load(&secrets, settings)?,
         })
     }
 }
@@ -95,14 +95,14 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(clients: &AwsClients, config: &Config) -> Result<Pipeline> {
+    pub fn new(clients: &AwsClients, config: &PipelineSettings) -> Result<Pipeline> {
         let store: Arc<dyn PostStore> = Arc::new(DynamoStore::new(clients.dynamodb.clone(), &config.table_name));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let client = Arc::new(GraphClient::new(config.graph.clone())?);
         Ok(Pipeline {
             graph: Arc::new(MeteredGraph::new(client, store.clone(), clock.clone())),
             store,
-            scheduler: Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), config)),
+            scheduler: Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), &config.schedules)),
             tokens: Arc::new(SecretsManagerTokens::new(clients.secrets.clone(), &config.account_secret_prefix)),
             clock,
             media: if config.media_check { Arc::new(HttpMediaCheck::new(false)?) } else { Arc::new(NoMediaCheck) },
@@ -126,13 +126,13 @@ pub struct TokenRefresh {
 }
 
 impl TokenRefresh {
-    pub fn new(clients: &AwsClients, config: &Config) -> Result<TokenRefresh> {
+    pub fn new(clients: &AwsClients, config: &TokenRefreshSettings) -> Result<TokenRefresh> {
         Ok(TokenRefresh {
             accounts: Arc::new(DynamoStore::new(clients.dynamodb.clone(), &config.table_name)),
             tokens: Arc::new(SecretsManagerTokens::new(clients.secrets.clone(), &config.account_secret_prefix)),
             api: Arc::new(AccountApiClient::new(config.graph.clone(), clients.secrets.clone(), &config.meta_app_secret_name)?),
             clock: Arc::new(SystemClock),
-            window: config.token_refresh_window,
+            window: config.window,
             lock_for: std::time::Duration::from_secs(20 * 60),
         })
     }
@@ -159,19 +159,13 @@ pub struct Notify {
 
 impl Notify {
     /// Reads the signing secret once, at start-up, when a URL is configured.
-    pub async fn new(clients: &AwsClients, config: &Config) -> Result<Notify> {
+    pub async fn new(clients: &AwsClients, config: &NotifySettings) -> Result<Notify> {
         let settings = &config.status_webhook;
         let target = match &settings.url {
             None => None,
             Some(url) => {
-                let out = clients
-                    .secrets
-                    .get_secret_value()
-                    .secret_id(&settings.secret_name)
-                    .send()
-                    .await
-                    .map_err(|e| Error::aws("Secrets Manager GetSecretValue", e))?;
-                let signer = crate::status_webhooks::StatusWebhookSigner::new(out.secret_string().unwrap_or_default())?;
+                let secret = secrets::read_status_webhook_secret(&clients.secrets, &settings.secret_name).await?;
+                let signer = crate::status_webhooks::StatusWebhookSigner::new(&secret)?;
                 Some(StatusWebhookTarget { url: url.clone(), signer })
             }
         };

@@ -2,6 +2,7 @@
 //! whether to stop quietly, record a failure on the post, or ask the event source to retry.
 
 use crate::graph::GraphError;
+use crate::post::PostError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -14,8 +15,8 @@ pub enum Error {
     #[error("conditional write lost: {0}")]
     Conflict(String),
     /// A state change that the post's state machine does not allow.
-    #[error("illegal transition from {from} to {to}")]
-    IllegalTransition { from: String, to: String },
+    #[error(transparent)]
+    Post(#[from] PostError),
     #[error("not found: {0}")]
     NotFound(String),
     /// DynamoDB, Scheduler or Secrets Manager failed (already rendered without secrets).

@@ -2,20 +2,21 @@
 //! Lambda entry points and the local stack both run.
 
 pub mod account;
-pub mod api_keys;
-pub mod account_api;
 pub mod clock;
 pub mod config;
 pub mod deps;
 pub mod error;
+pub mod functions;
 pub mod graph;
 pub mod handlers;
+pub mod intake;
 pub mod media_check;
 pub mod metrics;
 pub mod polling;
 pub mod post;
 pub mod routing;
 pub mod scheduler;
+pub mod secrets;
 pub mod status_webhooks;
 pub mod sources;
 pub mod store;

@@ -1,10 +1,27 @@
 //! Posts, their destinations (one per Instagram account) and the legal state changes.
-//! Pure data and rules: no I/O here.
+//! Pure data and rules: no I/O here. Every change of a destination's state (and so of its
+//! history) is a method of [`Destination`]; the handlers and the CLI only call them and save.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::error::{Error, Result};
+/// A Meta container lives 24 hours; an older one is made again rather than published.
+pub const CONTAINER_LIFETIME: time::Duration = time::Duration::hours(24);
+
+/// A change the state machine refuses. Nothing was changed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PostError {
+    #[error("illegal transition from {from} to {to}")]
+    IllegalTransition { from: DestState, to: DestState },
+    /// Only a FAILED destination can be retried by an operator.
+    #[error("account {account_id} is {state}, not FAILED: nothing to retry")]
+    NotFailed { account_id: String, state: DestState },
+    /// Time and caption change only while no container is made (SCHEDULED).
+    #[error("account {account_id} is already {state}: its container is made with the current caption and time")]
+    NotScheduled { account_id: String, state: DestState },
+}
+
+type Result<T> = std::result::Result<T, PostError>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -127,6 +144,17 @@ impl Post {
             publish_at: request.publish_at,
             options: request.options,
             created_at: now,
+        }
+    }
+
+    /// The post's content as a request again, for the checks every request passes (an edit).
+    pub fn to_request(&self) -> PostRequest {
+        PostRequest {
+            caption: self.caption.clone(),
+            media: self.media.clone(),
+            accounts: self.accounts.clone(),
+            publish_at: self.publish_at,
+            options: self.options.clone(),
         }
     }
 
@@ -350,7 +378,7 @@ impl Destination {
     /// Moves to `next` if the state machine allows it, recording when and why.
     pub fn move_to(&mut self, next: DestState, at: OffsetDateTime, note: Option<String>) -> Result<()> {
         if !self.state.can_move_to(next) {
-            return Err(Error::IllegalTransition { from: self.state.to_string(), to: next.to_string() });
+            return Err(PostError::IllegalTransition { from: self.state, to: next });
         }
         self.state = next;
         self.updated_at = at;
@@ -367,6 +395,19 @@ impl Destination {
         Ok(())
     }
 
+    /// The account has a token again: an AWAITING_AUTH destination goes back to the step it was
+    /// stopped at (QUEUED when none was recorded) and forgets the failure that parked it.
+    pub fn resume_after_auth(&mut self, at: OffsetDateTime) -> Result<DestState> {
+        let resume = self.resume_state.unwrap_or(DestState::Queued);
+        if self.state != DestState::AwaitingAuth {
+            return Err(PostError::IllegalTransition { from: self.state, to: resume });
+        }
+        self.move_to(resume, at, Some("the account was connected again".into()))?;
+        self.resume_state = None;
+        self.failure = None;
+        Ok(resume)
+    }
+
     /// Parks the destination until `until` (quota or rate limit); `resume` is where it goes then.
     pub fn defer(&mut self, resume: DestState, until: OffsetDateTime, reason: String, at: OffsetDateTime) -> Result<()> {
         self.move_to(DestState::Deferred, at, Some(format!("{reason}; waiting until {until}")))?;
@@ -375,22 +416,100 @@ impl Destination {
         Ok(())
     }
 
-    /// Forgets the containers so they are made again (the step goes back to QUEUED).
+    /// The wait of a DEFERRED destination is over: back to the step it was stopped at (READY
+    /// when none was recorded).
+    pub fn resume_after_wait(&mut self, at: OffsetDateTime) -> Result<DestState> {
+        let resume = self.resume_state.unwrap_or(DestState::Ready);
+        if self.state != DestState::Deferred {
+            return Err(PostError::IllegalTransition { from: self.state, to: resume });
+        }
+        self.move_to(resume, at, Some("the wait is over".into()))?;
+        self.resume_state = None;
+        self.deferred_until = None;
+        Ok(resume)
+    }
+
+    /// Forgets the containers so they are made again (the step goes back to QUEUED). Allowed
+    /// once per post by the caller (`recreated`); a second expiry fails instead.
     pub fn recreate(&mut self, reason: &str, at: OffsetDateTime) -> Result<()> {
         self.move_to(DestState::Queued, at, Some(format!("{reason}; creating the containers again")))?;
+        self.reset_containers();
+        self.recreated = true;
+        Ok(())
+    }
+
+    /// Everything about the containers made so far, and the poll waiting for them.
+    fn reset_containers(&mut self) {
         self.container_id = None;
         self.children.clear();
         self.children_ready = 0;
         self.container_created_at = None;
         self.poll_attempt = 0;
-        self.recreated = true;
-        Ok(())
     }
 
     pub fn fail(&mut self, failure: Failure, at: OffsetDateTime) -> Result<()> {
         let note = Some(failure.reason.clone());
         self.move_to(DestState::Failed, at, note)?;
         self.failure = Some(failure);
+        Ok(())
+    }
+
+    /// Where an operator's retry starts a FAILED destination again: READY when its container had
+    /// finished (and has not expired since), so only media_publish is repeated; otherwise
+    /// QUEUED, with the old containers forgotten so they are made again.
+    pub fn retry_target(&self, now: OffsetDateTime) -> Result<DestState> {
+        if self.state != DestState::Failed {
+            return Err(PostError::NotFailed { account_id: self.account_id.clone(), state: self.state });
+        }
+        // Since the containers were last (re)made: the last QUEUED in the history.
+        let since = self.history.iter().rposition(|c| c.state == DestState::Queued).unwrap_or(0);
+        let finished = self.history[since..].iter().any(|c| c.state == DestState::Ready);
+        let fresh = self.container_created_at.is_none_or(|at| now - at < CONTAINER_LIFETIME);
+        Ok(if self.container_id.is_some() && finished && fresh { DestState::Ready } else { DestState::Queued })
+    }
+
+    /// `instapipe posts retry`: moves a FAILED destination back to work (see
+    /// [`retry_target`](Self::retry_target)), clears the failure and records why in the history.
+    pub fn operator_retry(&mut self, now: OffsetDateTime) -> Result<DestState> {
+        let target = self.retry_target(now)?;
+        let was = self.failure.as_ref().map(|f| format!(" (failed: {})", f.reason)).unwrap_or_default();
+        let note = match target {
+            DestState::Ready => format!(
+                "retried by an operator: publishing container {} again{was}",
+                self.container_id.as_deref().unwrap_or("?")
+            ),
+            _ => format!("retried by an operator: creating the container again{was}"),
+        };
+        self.move_to(target, now, Some(note))?;
+        self.failure = None;
+        self.resume_state = None;
+        self.deferred_until = None;
+        if target == DestState::Queued {
+            self.reset_containers();
+            self.recreated = false;
+            // Their schedules have fired and are gone (ActionAfterCompletion DELETE).
+            self.create_retries = 0;
+        }
+        Ok(target)
+    }
+
+    /// Calls the destination off (the posts API's cancel), if it was not handed to
+    /// media_publish yet.
+    pub fn cancel(&mut self, note: &str, at: OffsetDateTime) -> Result<()> {
+        self.move_to(DestState::Cancelled, at, Some(note.to_string()))
+    }
+
+    /// A SCHEDULED destination takes the post's new time (and/or caption, which lives on the
+    /// post); the change is recorded in its history without a change of state. Its start
+    /// retries belonged to the start being replaced.
+    pub fn reschedule(&mut self, publish_at: Option<OffsetDateTime>, note: String, at: OffsetDateTime) -> Result<()> {
+        if self.state != DestState::Scheduled {
+            return Err(PostError::NotScheduled { account_id: self.account_id.clone(), state: self.state });
+        }
+        self.publish_at = publish_at;
+        self.create_retries = 0;
+        self.updated_at = at;
+        self.history.push(StateChange { state: self.state, at, note: Some(note) });
         Ok(())
     }
 }
@@ -552,5 +671,201 @@ mod tests {
         assert_eq!(overall_state(&ds), PostState::Cancelled);
         ds[1].state = Published;
         assert_eq!(overall_state(&ds), PostState::PartiallyFailed);
+    }
+
+    // The operator's retry (`instapipe posts retry`).
+
+    const NOW: OffsetDateTime = datetime!(2026-11-23 10:00 UTC);
+
+    fn destination() -> Destination {
+        post(None).destinations(NOW).remove(0)
+    }
+
+    #[test]
+    fn a_failure_before_any_container_goes_back_to_queued() {
+        let mut d = destination();
+        d.fail(Failure::new("media could not be fetched"), NOW).unwrap();
+        assert_eq!(d.operator_retry(NOW), Ok(DestState::Queued));
+        assert_eq!(d.state, DestState::Queued);
+        assert!(d.failure.is_none());
+        let note = d.history.last().unwrap().note.clone().unwrap();
+        assert!(note.contains("retried by an operator") && note.contains("media could not be fetched"), "{note}");
+    }
+
+    #[test]
+    fn a_finished_container_goes_back_to_ready_and_keeps_its_id() {
+        let mut d = destination();
+        d.move_to(DestState::Processing, NOW, None).unwrap();
+        d.container_id = Some("C1".into());
+        d.container_created_at = Some(NOW);
+        d.move_to(DestState::Ready, NOW, None).unwrap();
+        d.move_to(DestState::Publishing, NOW, None).unwrap();
+        d.fail(Failure { reason: "publish refused".into(), code: Some(2), ..Failure::default() }, NOW).unwrap();
+        assert_eq!(d.operator_retry(NOW + time::Duration::hours(1)), Ok(DestState::Ready));
+        assert_eq!(d.container_id.as_deref(), Some("C1"));
+        assert!(d.failure.is_none());
+    }
+
+    #[test]
+    fn a_container_that_failed_processing_or_expired_is_made_again() {
+        // Processing ended in ERROR: never READY.
+        let mut d = destination();
+        d.move_to(DestState::Processing, NOW, None).unwrap();
+        d.container_id = Some("C1".into());
+        d.container_created_at = Some(NOW);
+        d.create_retries = 3;
+        d.poll_attempt = 4;
+        d.fail(Failure::new("status ERROR"), NOW).unwrap();
+        assert_eq!(d.operator_retry(NOW), Ok(DestState::Queued));
+        assert_eq!((d.container_id.as_deref(), d.container_created_at, d.create_retries), (None, None, 0));
+        assert_eq!(d.poll_attempt, 0, "no poll of the old container is awaited any more");
+
+        // Finished, but more than 24 h ago.
+        let mut d = destination();
+        d.move_to(DestState::Processing, NOW, None).unwrap();
+        d.container_id = Some("C1".into());
+        d.container_created_at = Some(NOW);
+        d.move_to(DestState::Ready, NOW, None).unwrap();
+        d.fail(Failure::new("quota"), NOW).unwrap();
+        assert_eq!(d.retry_target(NOW + time::Duration::hours(25)), Ok(DestState::Queued));
+
+        // READY before a recreate does not count for the new container.
+        let mut d = destination();
+        d.move_to(DestState::Processing, NOW, None).unwrap();
+        d.move_to(DestState::Ready, NOW, None).unwrap();
+        d.recreate("expired", NOW).unwrap();
+        d.move_to(DestState::Processing, NOW, None).unwrap();
+        d.container_id = Some("C2".into());
+        d.fail(Failure::new("status ERROR"), NOW).unwrap();
+        assert_eq!(d.retry_target(NOW), Ok(DestState::Queued));
+        d.operator_retry(NOW).unwrap();
+        assert!(!d.recreated, "a retried post may have its container made again once more");
+    }
+
+    #[test]
+    fn only_failed_destinations_are_retried_and_a_refusal_changes_nothing() {
+        let mut d = destination();
+        let before = d.clone();
+        assert_eq!(
+            d.operator_retry(NOW),
+            Err(PostError::NotFailed { account_id: "1784".into(), state: DestState::Queued })
+        );
+        assert_eq!(d, before);
+        d.cancel("cancelled", NOW).unwrap();
+        let err = d.operator_retry(NOW).unwrap_err();
+        assert_eq!(err.to_string(), "account 1784 is CANCELLED, not FAILED: nothing to retry");
+        assert_eq!(d.state, DestState::Cancelled);
+    }
+
+    // Containers made again.
+
+    #[test]
+    fn recreating_forgets_every_container_and_the_awaited_poll() {
+        let mut d = destination();
+        d.move_to(DestState::Processing, NOW, None).unwrap();
+        d.children = vec!["K1".into(), "K2".into()];
+        d.children_ready = 2;
+        d.container_id = Some("C1".into());
+        d.container_created_at = Some(NOW);
+        d.poll_attempt = 3;
+        d.recreate("the container expired", NOW).unwrap();
+        assert_eq!(d.state, DestState::Queued);
+        assert!(d.container_id.is_none() && d.children.is_empty() && d.container_created_at.is_none());
+        assert_eq!((d.children_ready, d.poll_attempt, d.recreated), (0, 0, true));
+        assert_eq!(
+            d.history.last().unwrap().note.as_deref(),
+            Some("the container expired; creating the containers again")
+        );
+        let mut published = destination();
+        for s in [DestState::Processing, DestState::Ready, DestState::Publishing, DestState::Published] {
+            published.move_to(s, NOW, None).unwrap();
+        }
+        assert!(published.recreate("expired", NOW).is_err(), "a published destination keeps its media");
+    }
+
+    // Resuming after re-auth and after a wait.
+
+    #[test]
+    fn resuming_after_auth_goes_back_to_the_parked_step_and_forgets_the_failure() {
+        let mut d = destination();
+        d.move_to(DestState::Processing, NOW, None).unwrap();
+        d.await_auth(DestState::Processing, Failure::new("token expired"), NOW).unwrap();
+        assert_eq!(d.resume_after_auth(NOW), Ok(DestState::Processing));
+        assert_eq!((d.state, d.resume_state, d.failure.as_ref()), (DestState::Processing, None, None));
+        assert_eq!(d.history.last().unwrap().note.as_deref(), Some("the account was connected again"));
+
+        // Without a recorded step it starts from the container.
+        let mut d = destination();
+        d.await_auth(DestState::Queued, Failure::new("token expired"), NOW).unwrap();
+        d.resume_state = None;
+        assert_eq!(d.resume_after_auth(NOW), Ok(DestState::Queued));
+    }
+
+    #[test]
+    fn only_a_parked_destination_resumes_after_auth() {
+        let mut d = destination();
+        let before = d.clone();
+        assert_eq!(
+            d.resume_after_auth(NOW),
+            Err(PostError::IllegalTransition { from: DestState::Queued, to: DestState::Queued })
+        );
+        assert_eq!(d, before, "a refused resume changes nothing");
+        d.fail(Failure::new("gone"), NOW).unwrap();
+        assert!(d.resume_after_auth(NOW).is_err());
+    }
+
+    #[test]
+    fn resuming_after_a_wait_goes_back_to_the_deferred_step() {
+        let until = NOW + time::Duration::minutes(5);
+        let mut d = destination();
+        d.defer(DestState::Queued, until, "rate limit".into(), NOW).unwrap();
+        assert_eq!(d.deferred_until, Some(until));
+        assert_eq!(d.resume_after_wait(until), Ok(DestState::Queued));
+        assert_eq!((d.state, d.resume_state, d.deferred_until), (DestState::Queued, None, None));
+        assert_eq!(d.history.last().unwrap().note.as_deref(), Some("the wait is over"));
+        assert!(d.resume_after_wait(until).is_err(), "a QUEUED destination has no wait to end");
+
+        let mut d = destination();
+        d.defer(DestState::Ready, until, "quota".into(), NOW).unwrap();
+        d.resume_state = None;
+        assert_eq!(d.resume_after_wait(until), Ok(DestState::Ready), "READY when no step was recorded");
+    }
+
+    // The posts API's cancel and reschedule.
+
+    #[test]
+    fn cancel_records_its_note_and_refuses_once_publishing() {
+        let mut d = destination();
+        d.cancel("cancelled through the posts API", NOW).unwrap();
+        assert_eq!(d.state, DestState::Cancelled);
+        assert_eq!(d.history.last().unwrap().note.as_deref(), Some("cancelled through the posts API"));
+        let mut d = destination();
+        for s in [DestState::Processing, DestState::Ready, DestState::Publishing] {
+            d.move_to(s, NOW, None).unwrap();
+        }
+        assert_eq!(
+            d.cancel("too late", NOW),
+            Err(PostError::IllegalTransition { from: DestState::Publishing, to: DestState::Cancelled })
+        );
+        assert_eq!(d.state, DestState::Publishing);
+    }
+
+    #[test]
+    fn a_scheduled_destination_is_rescheduled_in_place_and_others_refuse() {
+        let later = datetime!(2026-11-25 10:00 UTC);
+        let mut d = post(Some(datetime!(2026-11-24 10:00 UTC))).destinations(NOW).remove(0);
+        d.create_retries = 2;
+        let at = NOW + time::Duration::minutes(1);
+        d.reschedule(Some(later), "rescheduled to 2026-11-25T10:00:00Z".into(), at).unwrap();
+        assert_eq!((d.state, d.publish_at, d.create_retries, d.updated_at), (DestState::Scheduled, Some(later), 0, at));
+        let last = d.history.last().unwrap();
+        assert_eq!((last.state, last.note.as_deref()), (DestState::Scheduled, Some("rescheduled to 2026-11-25T10:00:00Z")));
+        assert_eq!(d.history.len(), 2);
+
+        let mut queued = destination();
+        let before = queued.clone();
+        let err = queued.reschedule(Some(later), "rescheduled".into(), at).unwrap_err();
+        assert_eq!(err, PostError::NotScheduled { account_id: "1784".into(), state: DestState::Queued });
+        assert_eq!(queued, before);
     }
 }

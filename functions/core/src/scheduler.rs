@@ -129,14 +129,14 @@ pub struct EventBridgeScheduler {
 }
 
 impl EventBridgeScheduler {
-    pub fn new(client: Client, config: &crate::config::Config) -> Self {
+    pub fn new(client: Client, settings: &crate::config::ScheduleSettings) -> Self {
         EventBridgeScheduler {
             client,
-            group: config.schedule_group.clone(),
-            role_arn: config.scheduler_role_arn.clone(),
-            create_container_arn: config.create_container_arn.clone(),
-            poll_status_arn: config.poll_status_arn.clone(),
-            dead_letter_arn: config.schedule_dlq_arn.clone(),
+            group: settings.group.clone(),
+            role_arn: settings.role_arn.clone(),
+            create_container_arn: settings.create_container_arn.clone(),
+            poll_status_arn: settings.poll_status_arn.clone(),
+            dead_letter_arn: settings.dead_letter_arn.clone(),
         }
     }
 }

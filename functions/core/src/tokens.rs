@@ -7,9 +7,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-
 use crate::error::{Error, Result};
+use crate::secrets;
 
 #[async_trait]
 pub trait TokenSource: Send + Sync {
@@ -41,26 +40,6 @@ pub trait TokenVault: TokenSource {
     async fn put_token(&self, account_id: &str, token: &SecretString) -> Result<()>;
 }
 
-/// The JSON a token secret holds.
-fn token_secret_json(token: &SecretString) -> String {
-    serde_json::json!({ "access_token": token.expose_secret() }).to_string()
-}
-
-/// The secret's value: `{"access_token": "..."}` (other fields allowed), or the bare token.
-#[derive(Deserialize)]
-struct TokenSecret {
-    access_token: String,
-}
-
-pub fn parse_token_secret(value: &str) -> Option<SecretString> {
-    let token = match serde_json::from_str::<TokenSecret>(value) {
-        Ok(secret) => secret.access_token,
-        Err(_) if !value.trim_start().starts_with('{') => value.trim().to_string(),
-        Err(_) => return None,
-    };
-    (!token.is_empty()).then(|| SecretString::from(token))
-}
-
 pub struct SecretsManagerTokens {
     client: Client,
     prefix: String,
@@ -73,7 +52,7 @@ impl SecretsManagerTokens {
     }
 
     fn secret_name(&self, account_id: &str) -> String {
-        format!("{}{account_id}", self.prefix)
+        secrets::account_token_name(&self.prefix, account_id)
     }
 
     /// The stored token, read from Secrets Manager (never from the cache).
@@ -87,7 +66,7 @@ impl SecretsManagerTokens {
             }
         })?;
         out.secret_string()
-            .and_then(parse_token_secret)
+            .and_then(secrets::parse_token_secret)
             .ok_or_else(|| Error::Data(format!("secret {name} holds no access_token")))
     }
 }
@@ -117,25 +96,7 @@ impl TokenSource for SecretsManagerTokens {
 #[async_trait]
 impl TokenVault for SecretsManagerTokens {
     async fn put_token(&self, account_id: &str, token: &SecretString) -> Result<()> {
-        let name = self.secret_name(account_id);
-        let value = token_secret_json(token);
-        // PutSecretValue makes a new version AWSCURRENT (the old one stays as AWSPREVIOUS);
-        // the first token of an account creates the secret.
-        let put = self.client.put_secret_value().secret_id(&name).secret_string(&value).send().await;
-        match put {
-            Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
-                self.client
-                    .create_secret()
-                    .name(&name)
-                    .description("instapipe: Instagram access token of one account")
-                    .secret_string(&value)
-                    .send()
-                    .await
-                    .map_err(|e| Error::aws("Secrets Manager CreateSecret", e))?;
-            }
-            Err(e) => return Err(Error::aws("Secrets Manager PutSecretValue", e)),
-        }
+        secrets::write_account_token(&self.client, &self.prefix, account_id, token).await?;
         self.cache.lock().unwrap().insert(account_id.to_string(), token.clone());
         Ok(())
     }
@@ -236,34 +197,9 @@ impl TokenSource for StaticTokens {
     fn forget(&self, _account_id: &str) {}
 }
 
-/// Reads the webhook signing secrets: a JSON object keyed by source (`{"generic": "whsec_..."}`).
-pub async fn load_webhook_secrets(client: &Client, name: &str) -> Result<HashMap<String, String>> {
-    read_json_secret(client, name, "a JSON object of source → signing secret").await
-}
-
-/// Reads a secret holding JSON; the error says what `name` must hold, never what it holds.
-pub async fn read_json_secret<T: serde::de::DeserializeOwned>(client: &Client, name: &str, must_hold: &str) -> Result<T> {
-    let out = client
-        .get_secret_value()
-        .secret_id(name)
-        .send()
-        .await
-        .map_err(|e| Error::aws("Secrets Manager GetSecretValue", e))?;
-    serde_json::from_str(out.secret_string().unwrap_or_default())
-        .map_err(|_| Error::Config(format!("secret {name} must be {must_hold}")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secrets_hold_json_or_a_bare_token() {
-        assert_eq!(parse_token_secret(r#"{"access_token":"IGAA1","expires_at":1}"#).unwrap().expose_secret(), "IGAA1");
-        assert_eq!(parse_token_secret("IGAA2\n").unwrap().expose_secret(), "IGAA2");
-        assert!(parse_token_secret(r#"{"token":"x"}"#).is_none());
-        assert!(parse_token_secret("").is_none());
-    }
 
     #[tokio::test]
     async fn a_reread_after_a_refresh_hands_out_the_new_token_once() {
@@ -289,14 +225,8 @@ mod tests {
     }
 
     #[test]
-    fn the_stored_secret_is_the_json_the_reader_expects() {
-        let json = token_secret_json(&SecretString::from("IGAA-9"));
-        assert_eq!(parse_token_secret(&json).unwrap().expose_secret(), "IGAA-9");
-    }
-
-    #[test]
     fn a_token_never_shows_in_debug_output() {
-        let token = parse_token_secret("IGAA-very-secret").unwrap();
+        let token = secrets::parse_token_secret("IGAA-very-secret").unwrap();
         assert!(!format!("{token:?}").contains("very-secret"));
     }
 }

@@ -13,7 +13,7 @@ use instapipe_core::post::MediaKind;
 use instapipe_core::scheduler::{OneTimeSchedule, StartInput, parse_at_expression};
 use instapipe_core::sources::generic;
 use instapipe_core::sources::standard_webhooks::{StandardWebhookVerifier, TOLERANCE_SECS};
-use instapipe_core::tokens::parse_token_secret;
+use instapipe_core::secrets::parse_token_secret;
 use proptest::prelude::*;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -664,7 +664,7 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------------
-// tokens::parse_token_secret
+// secrets::parse_token_secret
 // ---------------------------------------------------------------------------------------------
 
 proptest! {

@@ -1,19 +1,6 @@
-//! create-container: DynamoDB stream batches (due destinations) and `start-…` schedules.
-
-use instapipe_core::config::Config;
-use instapipe_core::deps::{AwsClients, Pipeline};
-use instapipe_core::handlers::create_container::{self, CreateContainerEvent};
-use instapipe_core::telemetry;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+//! create-container: see `instapipe_core::functions::CreateContainer`.
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let config = Config::from_env()?;
-    let deps = Pipeline::new(&AwsClients::from_env().await, &config)?;
-    let deps = &deps;
-    run(service_fn(move |event: LambdaEvent<CreateContainerEvent>| async move {
-        Ok::<_, Error>(create_container::handle(deps, event.payload).await?)
-    }))
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    instapipe_core::functions::run::<instapipe_core::functions::CreateContainer>().await
 }

@@ -1,18 +1,17 @@
-//! The functions as the local stack invokes them: a JSON payload in, a JSON result out, parsed
-//! into the same event types the Lambda bins use.
+//! The functions the local stack's runners invoke, through core's function table: each one's
+//! settings read and dependencies built as its bin does, a JSON payload parsed into its event
+//! type and handed to its handler, its Lambda Timeout enforced.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::dynamodb::Event;
-use instapipe_core::deps::{Notify, Pipeline, TokenRefresh};
-use instapipe_core::handlers::create_container::{self, CreateContainerEvent};
-use instapipe_core::handlers::refresh_tokens::{self, RefreshEvent};
-use instapipe_core::handlers::{notify, poll_status, publish};
-use instapipe_core::scheduler::PollInput;
+use instapipe_core::deps::{AwsClients, Notify, Pipeline, TokenRefresh};
+use instapipe_core::functions::{self as table, Function as _, invoke, start_with};
 use serde_json::Value;
 
+/// The functions fed by the stream runner and the schedule firer (ingest-webhook is served over
+/// HTTP, ingest-event by `LocalStack::deliver_event`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Function {
     CreateContainer,
@@ -26,18 +25,21 @@ impl Function {
     /// The function's Timeout in template.yaml.
     pub fn timeout(self) -> Duration {
         match self {
-            Function::RefreshTokens => Duration::from_secs(300),
-            _ => Duration::from_secs(30),
+            Function::CreateContainer => table::CreateContainer::TIMEOUT,
+            Function::PollStatus => table::PollStatus::TIMEOUT,
+            Function::Publish => table::Publish::TIMEOUT,
+            Function::RefreshTokens => table::RefreshTokens::TIMEOUT,
+            Function::Notify => table::Notify::TIMEOUT,
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
-            Function::CreateContainer => "create-container",
-            Function::PollStatus => "poll-status",
-            Function::Publish => "publish",
-            Function::RefreshTokens => "refresh-tokens",
-            Function::Notify => "notify",
+            Function::CreateContainer => table::CreateContainer::NAME,
+            Function::PollStatus => table::PollStatus::NAME,
+            Function::Publish => table::Publish::NAME,
+            Function::RefreshTokens => table::RefreshTokens::NAME,
+            Function::Notify => table::Notify::NAME,
         }
     }
 }
@@ -51,24 +53,30 @@ pub struct Usage {
 }
 
 pub struct Functions {
-    pipeline: Arc<Pipeline>,
-    /// refresh-tokens and notify, when the stack hosts them.
-    refresh: Option<Arc<TokenRefresh>>,
-    notify: Option<Arc<Notify>>,
+    /// Each function's dependencies, built once as its instance would build them.
+    create_container: Pipeline,
+    poll_status: Pipeline,
+    publish: Pipeline,
+    refresh_tokens: TokenRefresh,
+    notify: Notify,
     usage: Mutex<HashMap<Function, Usage>>,
     /// Invocations started, per function (started − finished = still running).
     started: Mutex<HashMap<Function, u64>>,
 }
 
 impl Functions {
-    pub fn new(pipeline: Arc<Pipeline>) -> Self {
-        Functions { pipeline, refresh: None, notify: None, usage: Mutex::new(HashMap::new()), started: Mutex::new(HashMap::new()) }
-    }
-
-    pub fn with_operations(mut self, refresh: Arc<TokenRefresh>, notify: Arc<Notify>) -> Self {
-        self.refresh = Some(refresh);
-        self.notify = Some(notify);
-        self
+    /// Starts every function with the variables `lookup` gives (their Lambda environment).
+    pub async fn start(clients: &AwsClients, lookup: impl Fn(&str) -> Option<String> + Copy) -> Result<Functions, String> {
+        let refused = |f: Function| move |e: instapipe_core::Error| format!("{} does not start: {e}", f.name());
+        Ok(Functions {
+            create_container: start_with::<table::CreateContainer>(clients, lookup).await.map_err(refused(Function::CreateContainer))?,
+            poll_status: start_with::<table::PollStatus>(clients, lookup).await.map_err(refused(Function::PollStatus))?,
+            publish: start_with::<table::Publish>(clients, lookup).await.map_err(refused(Function::Publish))?,
+            refresh_tokens: start_with::<table::RefreshTokens>(clients, lookup).await.map_err(refused(Function::RefreshTokens))?,
+            notify: start_with::<table::Notify>(clients, lookup).await.map_err(refused(Function::Notify))?,
+            usage: Mutex::new(HashMap::new()),
+            started: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Runs the function like Lambda would: deserialize, handle, serialize. An error is what
@@ -76,8 +84,8 @@ impl Functions {
     pub async fn invoke(&self, function: Function, payload: Value) -> Result<Value, String> {
         *self.started.lock().unwrap().entry(function).or_default() += 1;
         let started = Instant::now();
-        // Lambda ends an invocation at the function's Timeout (template.yaml: 30 s) and the event
-        // source retries it; an invocation that never returned would otherwise be lost here.
+        // Lambda ends an invocation at the function's Timeout and the event source retries it;
+        // an invocation that never returned would otherwise be lost here.
         let result = match tokio::time::timeout(function.timeout(), self.run(function, payload)).await {
             Ok(result) => result,
             Err(_) => Err(format!("{} timed out after {} s", function.name(), function.timeout().as_secs())),
@@ -91,39 +99,18 @@ impl Functions {
     }
 
     async fn run(&self, function: Function, payload: Value) -> Result<Value, String> {
-        let deps = &self.pipeline;
         match function {
-            Function::CreateContainer => match serde_json::from_value::<CreateContainerEvent>(payload) {
-                Ok(event) => create_container::handle(deps, event).await.map_err(|e| e.to_string()),
-                Err(e) => Err(format!("payload is not a create-container event: {e}")),
-            },
-            Function::PollStatus => match serde_json::from_value::<PollInput>(payload) {
-                Ok(input) => poll_status::handle(deps, input).await.map(|()| Value::Object(Default::default())).map_err(|e| e.to_string()),
-                Err(e) => Err(format!("payload is not a poll-status input: {e}")),
-            },
-            Function::Publish => match serde_json::from_value::<Event>(payload) {
-                Ok(event) => Ok(serde_json::to_value(publish::handle(deps, event).await).expect("plain struct")),
-                Err(e) => Err(format!("payload is not a DynamoDB stream event: {e}")),
-            },
-            Function::RefreshTokens => match (&self.refresh, serde_json::from_value::<RefreshEvent>(payload)) {
-                (None, _) => Err("refresh-tokens is not hosted by this stack".into()),
-                (Some(_), Err(e)) => Err(format!("payload is not a refresh-tokens event: {e}")),
-                (Some(refresh), Ok(event)) => refresh_tokens::handle(refresh, event)
-                    .await
-                    .map(|report| serde_json::to_value(report).expect("plain struct"))
-                    .map_err(|e| e.to_string()),
-            },
-            Function::Notify => match (&self.notify, serde_json::from_value::<Event>(payload)) {
-                (None, _) => Err("notify is not hosted by this stack".into()),
-                (Some(_), Err(e)) => Err(format!("payload is not a DynamoDB stream event: {e}")),
-                (Some(notify), Ok(event)) => Ok(serde_json::to_value(notify::handle(notify, event).await).expect("plain struct")),
-            },
+            Function::CreateContainer => invoke::<table::CreateContainer>(&self.create_container, payload).await,
+            Function::PollStatus => invoke::<table::PollStatus>(&self.poll_status, payload).await,
+            Function::Publish => invoke::<table::Publish>(&self.publish, payload).await,
+            Function::RefreshTokens => invoke::<table::RefreshTokens>(&self.refresh_tokens, payload).await,
+            Function::Notify => invoke::<table::Notify>(&self.notify, payload).await,
         }
     }
 
-    /// The handlers' dependencies, for operator actions the local stack performs itself.
+    /// The pipeline's dependencies, for operator actions the local stack performs itself.
     pub fn pipeline(&self) -> &Pipeline {
-        &self.pipeline
+        &self.create_container
     }
 
     pub fn usage(&self) -> HashMap<Function, Usage> {

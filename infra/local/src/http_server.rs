@@ -1,5 +1,5 @@
 //! Serves ingest-webhook on a local port: each HTTP request becomes the `lambda_http::Request`
-//! a Function URL would give the function.
+//! a Function URL would give the function, handed to the function table's handler.
 
 use std::sync::Arc;
 
@@ -7,7 +7,8 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use instapipe_core::deps::Ingest;
-use instapipe_core::handlers::{self, ingest::MAX_BODY_BYTES};
+use instapipe_core::functions::{Function, IngestWebhook};
+use instapipe_core::handlers::edge::MAX_BODY_BYTES;
 
 pub fn router(ingest: Arc<Ingest>) -> axum::Router {
     axum::Router::new().fallback(serve).with_state(ingest)
@@ -22,7 +23,7 @@ async fn serve(State(ingest): State<Arc<Ingest>>, request: Request) -> Response 
         Err(_) => vec![0u8; MAX_BODY_BYTES + 1],
     };
     let request = lambda_http::Request::from_parts(parts, lambda_http::Body::Binary(bytes));
-    let response = handlers::ingest::handle(&ingest, request).await;
+    let Ok(response) = IngestWebhook::handle(&ingest, request).await;
     let (parts, body) = response.into_parts();
     Response::from_parts(parts, Body::from(body.as_ref().to_vec()))
 }

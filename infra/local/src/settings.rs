@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use instapipe_core::config::Config;
 use instapipe_core::routing::ROUTING_VAR;
+use instapipe_core::secrets::{WebhookSecrets, webhook_keys};
 
 use crate::fault_proxy::AwsFaults;
-use crate::sources::SourceSecrets;
+use crate::sources::{SourceSecrets, demo_routing};
 
 /// Defaults of the handlers' variables for the local stack: waits in seconds, not minutes.
 const HANDLER_DEFAULTS: &[(&str, &str)] = &[
@@ -161,21 +162,41 @@ impl Settings {
         self
     }
 
-    /// The handlers' configuration, as a Lambda function would read it from its environment.
-    pub fn handler_config(&self, graph_base_url: &str) -> Result<Config, String> {
-        Config::from_lookup(|name| {
+    /// The functions' environment: what each reads as its Lambda environment variables.
+    pub fn handler_env<'a>(&'a self, graph_base_url: &'a str) -> impl Fn(&str) -> Option<String> + Copy + 'a {
+        move |name| {
             if name == "GRAPH_API_BASE_URL" {
                 return Some(graph_base_url.to_string());
             }
             if name == ROUTING_VAR && !self.handler_vars.contains_key(name) {
-                return Some(crate::sources::demo_routing(&self.demo_account));
+                return Some(demo_routing(&self.demo_account));
             }
             self.handler_vars
                 .get(name)
                 .cloned()
                 .or_else(|| HANDLER_DEFAULTS.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
-        })
-        .map_err(|e| e.to_string())
+        }
+    }
+
+    /// Every function's configuration together (the operator CLI's view of the stack).
+    pub fn handler_config(&self, graph_base_url: &str) -> Result<Config, String> {
+        Config::from_lookup(self.handler_env(graph_base_url)).map_err(|e| e.to_string())
+    }
+
+    /// The webhook secrets' value: every source's signing secret.
+    pub fn webhook_secrets(&self) -> WebhookSecrets {
+        let s = &self.sources;
+        WebhookSecrets::default()
+            .with(webhook_keys::GENERIC, &self.generic_secret)
+            .with(webhook_keys::SHOPIFY, &s.shopify)
+            .with(webhook_keys::CONTENTFUL, &s.contentful)
+            .with(webhook_keys::CONTENTFUL_DELIVERY_TOKEN, &s.contentful_delivery_token)
+            .with(webhook_keys::WORDPRESS, &s.wordpress)
+    }
+
+    /// notify's signing secret: `STATUS_WEBHOOK_SECRET`, or the demo one.
+    pub fn status_webhook_secret(&self) -> &str {
+        self.handler_vars.get("STATUS_WEBHOOK_SECRET").map_or(DEMO_STATUS_SECRET, String::as_str)
     }
 }
 

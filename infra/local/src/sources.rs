@@ -1,14 +1,8 @@
-//! The routed sources on the local stack: their signing secrets (`INSTAPIPE_*_SECRET`), a demo
-//! routing that sends the shared fixtures' shop, space, site and EventBridge source to the demo
-//! account, and delivering EventBridge / Scheduler events to ingest-event.
+//! The routed sources on the local stack: their signing secrets (`INSTAPIPE_*_SECRET`) and a
+//! demo routing that sends the shared fixtures' shop, space, site and EventBridge source to the
+//! demo account.
 
-use instapipe_core::handlers::ingest_event;
-use instapipe_core::sources::generic;
-use instapipe_core::sources::routed::secret_names;
-use serde_json::{Value, json};
-
-use crate::LocalStack;
-use crate::settings::Settings;
+use serde_json::json;
 
 /// Signing secrets of the routed sources. The defaults are the test-only secrets of
 /// shared/fixtures/webhooks, so its samples (re-signed with the current time) work as they are.
@@ -48,19 +42,6 @@ impl SourceSecrets {
     }
 }
 
-/// The webhook-secrets secret's value: every source's signing secret, keyed by source.
-pub fn webhook_secrets_json(settings: &Settings) -> String {
-    let s = &settings.sources;
-    json!({
-        generic::SOURCE: settings.generic_secret,
-        secret_names::SHOPIFY: s.shopify,
-        secret_names::CONTENTFUL: s.contentful,
-        secret_names::CONTENTFUL_DELIVERY_TOKEN: s.contentful_delivery_token,
-        secret_names::WORDPRESS: s.wordpress,
-    })
-    .to_string()
-}
-
 /// `ROUTING_CONFIG` unless the environment gives one: the fixtures' sources, to `account`.
 pub fn demo_routing(account: &str) -> String {
     json!({"routes": [
@@ -71,17 +52,4 @@ pub fn demo_routing(account: &str) -> String {
         {"source": "eventbridge", "event_source": "com.example.cms-bridge", "accounts": [account]},
     ]})
     .to_string()
-}
-
-impl LocalStack {
-    /// `http://127.0.0.1:PORT/webhooks/<source>`.
-    pub fn source_url(&self, source: &str) -> String {
-        format!("{}/webhooks/{source}", self.base_url)
-    }
-
-    /// Delivers an EventBridge event or a Scheduler input to ingest-event, as an EventBridge
-    /// rule target or a schedule would: its result, or its error as `{"error": {…}}`.
-    pub async fn deliver_event(&self, event: Value) -> Result<Value, Value> {
-        ingest_event::handle(&self.ingest, event).await.map_err(|e| e.to_json())
-    }
 }

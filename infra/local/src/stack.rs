@@ -12,18 +12,22 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 use graph_sim::{GraphSim, SimConfig};
 use instapipe_core::account::{Account, AccountStatus, LoginFlavour};
-use instapipe_core::api_keys::{self, DynamoApiKeys};
 use instapipe_core::config::Config;
-use instapipe_core::deps::{AwsClients, Ingest, Notify, Pipeline, TokenRefresh};
+use instapipe_core::deps::{AwsClients, Ingest};
+use instapipe_core::functions::{self as table, Function as _, start_with};
 use instapipe_core::post::Destination;
+use instapipe_core::secrets;
+use instapipe_core::store::api_keys::{self, DynamoApiKeys};
 use instapipe_core::store::{DynamoStore, PostStore, indexes};
 use instapipe_core::stream_filters;
+use serde_json::Value;
+use secrecy::SecretString;
 use tokio::task::JoinHandle;
 
 use crate::fault_proxy::AwsFaultProxies;
 use crate::functions::{Function, Functions};
 use crate::services::{self, Service};
-use crate::settings::{DEMO_STATUS_SECRET, Settings};
+use crate::settings::Settings;
 use crate::stream::Mapping;
 use crate::{http_server, schedules, stream};
 
@@ -38,8 +42,8 @@ pub struct LocalStack {
     pub clients: AwsClients,
     pub store: Arc<dyn PostStore>,
     pub functions: Arc<Functions>,
-    /// ingest-webhook's and ingest-event's dependencies (see `deliver_event`).
-    pub(crate) ingest: Arc<Ingest>,
+    /// ingest-event's dependencies (see `deliver_event`).
+    ingest_event: Ingest,
     pub dynamodb_url: String,
     pub moto_url: String,
     /// The fault proxies the functions' AWS calls go through, when `settings.aws_faults` is on.
@@ -123,30 +127,29 @@ impl LocalStack {
         };
         let config = settings.handler_config(&graph_base_url)?;
 
-        let stream_arn = create_table(&clients.dynamodb, &config.table_name).await?;
+        let stream_arn = create_table(&clients.dynamodb, config.table_name()).await?;
         clients
             .scheduler
             .create_schedule_group()
-            .name(&config.schedule_group)
+            .name(config.schedule_group())
             .send()
             .await
             .map_err(err("CreateScheduleGroup"))?;
-        let secrets = crate::sources::webhook_secrets_json(&settings);
-        put_secret(&clients.secrets, &config.webhook_secrets_name, &secrets).await?;
-        DynamoApiKeys::new(clients.dynamodb.clone(), &config.table_name)
+        // The secrets the functions read at start-up (notify sends only when STATUS_WEBHOOK_URL is set).
+        settings.webhook_secrets().write(&clients.secrets, &config.ingest.webhook_secrets_name).await.map_err(|e| e.to_string())?;
+        secrets::write_status_webhook_secret(&clients.secrets, &config.notify.status_webhook.secret_name, settings.status_webhook_secret())
+            .await
+            .map_err(|e| e.to_string())?;
+        DynamoApiKeys::new(clients.dynamodb.clone(), config.table_name())
             .register(&api_keys::hash(&settings.api_key), "local stack")
             .await
             .map_err(|e| e.to_string())?;
 
-        let pipeline = Arc::new(Pipeline::new(&function_clients, &config).map_err(|e| e.to_string())?);
-        let ingest = Arc::new(Ingest::new(&function_clients, &config).await.map_err(|e| e.to_string())?);
-        let event_ingest = ingest.clone();
-        // notify reads its signing secret at start-up (it sends only when STATUS_WEBHOOK_URL is set).
-        let status_secret = settings.handler_vars.get("STATUS_WEBHOOK_SECRET").cloned().unwrap_or_else(|| DEMO_STATUS_SECRET.into());
-        put_secret(&clients.secrets, &config.status_webhook.secret_name, &status_secret).await?;
-        let refresh = Arc::new(TokenRefresh::new(&function_clients, &config).map_err(|e| e.to_string())?);
-        let notify = Arc::new(Notify::new(&function_clients, &config).await.map_err(|e| e.to_string())?);
-        let functions = Arc::new(Functions::new(pipeline).with_operations(refresh, notify));
+        // Every function starts as its bin does: its own settings, its own dependencies.
+        let env = settings.handler_env(&graph_base_url);
+        let functions = Arc::new(Functions::start(&function_clients, env).await?);
+        let ingest_webhook = Arc::new(start_with::<table::IngestWebhook>(&function_clients, env).await.map_err(|e| e.to_string())?);
+        let ingest_event = start_with::<table::IngestEvent>(&function_clients, env).await.map_err(|e| e.to_string())?;
 
         let mappings = Arc::new(vec![
             Mapping::new(Function::CreateContainer, &stream_filters::CREATE_CONTAINER),
@@ -154,8 +157,8 @@ impl LocalStack {
             Mapping::new(Function::Notify, &stream_filters::NOTIFY),
         ]);
         let targets = Arc::new(schedules::Targets {
-            create_container_arn: config.create_container_arn.clone(),
-            poll_status_arn: config.poll_status_arn.clone(),
+            create_container_arn: config.pipeline.schedules.create_container_arn.clone(),
+            poll_status_arn: config.pipeline.schedules.poll_status_arn.clone(),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", settings.http_port))
             .await
@@ -165,17 +168,17 @@ impl LocalStack {
             tokio::spawn(stream::run_with(streams, stream_arn, mappings, functions.clone(), duplicator(&settings, 0))),
             tokio::spawn(schedules::run_with(
                 clients.scheduler.clone(),
-                config.schedule_group.clone(),
+                config.schedule_group().to_string(),
                 targets,
                 functions.clone(),
                 duplicator(&settings, 1),
             )),
             tokio::spawn(async move {
-                let _ = axum::serve(listener, http_server::router(ingest)).await;
+                let _ = axum::serve(listener, http_server::router(ingest_webhook)).await;
             }),
         ];
         Ok(LocalStack {
-            store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), &config.table_name)),
+            store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), config.table_name())),
             settings,
             config,
             base_url,
@@ -183,7 +186,7 @@ impl LocalStack {
             sim,
             clients,
             functions,
-            ingest: event_ingest,
+            ingest_event,
             dynamodb_url: dynamodb.url.clone(),
             moto_url: moto.url.clone(),
             aws_faults,
@@ -202,8 +205,9 @@ impl LocalStack {
             token_expires_at: None,
         };
         self.store.put_account(&account).await.map_err(|e| e.to_string())?;
-        let name = format!("{}{account_id}", self.config.account_secret_prefix);
-        put_secret(&self.clients.secrets, &name, &serde_json::json!({ "access_token": token }).to_string()).await?;
+        secrets::write_account_token(&self.clients.secrets, self.config.account_secret_prefix(), account_id, &SecretString::from(token))
+            .await
+            .map_err(|e| e.to_string())?;
         if let Some(sim) = &self.sim {
             sim.set_token(account_id, token);
         }
@@ -218,6 +222,17 @@ impl LocalStack {
             .map_err(|e| e.to_string())
     }
 
+    /// `http://127.0.0.1:PORT/webhooks/<source>`.
+    pub fn source_url(&self, source: &str) -> String {
+        format!("{}/webhooks/{source}", self.base_url)
+    }
+
+    /// Delivers an EventBridge event or a Scheduler input to ingest-event, as an EventBridge
+    /// rule target or a schedule would: its result, or its error as `{"error": {…}}`.
+    pub async fn deliver_event(&self, event: Value) -> Result<Value, Value> {
+        table::IngestEvent::handle(&self.ingest_event, event).await.map_err(|e| e.to_json())
+    }
+
     /// Where the posts API answers (`/posts`).
     pub fn posts_url(&self) -> String {
         format!("{}/posts", self.base_url)
@@ -226,6 +241,7 @@ impl LocalStack {
     /// The environment that points the `instapipe` CLI (or any function bin) at this stack.
     pub fn cli_env(&self) -> Vec<(&'static str, String)> {
         let c = &self.config;
+        let schedules = &c.pipeline.schedules;
         vec![
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ACCESS_KEY_ID", "test".into()),
@@ -233,12 +249,12 @@ impl LocalStack {
             ("AWS_ENDPOINT_URL_DYNAMODB", self.dynamodb_url.clone()),
             ("AWS_ENDPOINT_URL_SCHEDULER", self.moto_url.clone()),
             ("AWS_ENDPOINT_URL_SECRETS_MANAGER", self.moto_url.clone()),
-            ("TABLE_NAME", c.table_name.clone()),
-            ("SCHEDULE_GROUP", c.schedule_group.clone()),
-            ("SCHEDULER_ROLE_ARN", c.scheduler_role_arn.clone()),
-            ("CREATE_CONTAINER_FUNCTION_ARN", c.create_container_arn.clone()),
-            ("POLL_STATUS_FUNCTION_ARN", c.poll_status_arn.clone()),
-            ("ACCOUNT_SECRET_PREFIX", c.account_secret_prefix.clone()),
+            ("TABLE_NAME", c.table_name().to_string()),
+            ("SCHEDULE_GROUP", schedules.group.clone()),
+            ("SCHEDULER_ROLE_ARN", schedules.role_arn.clone()),
+            ("CREATE_CONTAINER_FUNCTION_ARN", schedules.create_container_arn.clone()),
+            ("POLL_STATUS_FUNCTION_ARN", schedules.poll_status_arn.clone()),
+            ("ACCOUNT_SECRET_PREFIX", c.account_secret_prefix().to_string()),
             ("GRAPH_API_BASE_URL", self.graph_base_url.clone()),
         ]
     }
@@ -263,7 +279,7 @@ impl LocalStack {
             .clients
             .dynamodb
             .scan()
-            .table_name(&self.config.table_name)
+            .table_name(self.config.table_name())
             .filter_expression("begins_with(sk, :dest)")
             .expression_attribute_values(":dest", aws_sdk_dynamodb::types::AttributeValue::S("DEST#".into()))
             .into_paginator()
@@ -362,20 +378,4 @@ fn index(name: &str, hash: &str, range: &str) -> Result<GlobalSecondaryIndex, St
         .projection(Projection::builder().projection_type(ProjectionType::All).build())
         .build()
         .map_err(err("index"))
-}
-
-async fn put_secret(client: &aws_sdk_secretsmanager::Client, name: &str, value: &str) -> Result<(), String> {
-    match client.create_secret().name(name).secret_string(value).send().await {
-        Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_exists_exception()) => client
-            .put_secret_value()
-            .secret_id(name)
-            .secret_string(value)
-            .send()
-            .await
-            .map(drop)
-            .map_err(err("PutSecretValue")),
-        // The secret's value never goes into the message.
-        Err(e) => Err(format!("CreateSecret {name}: {e:?}")),
-    }
 }

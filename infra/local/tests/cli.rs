@@ -24,7 +24,7 @@ fn ctx(stack: &LocalStack) -> Ctx {
 }
 
 async fn stored_token(stack: &LocalStack, account: &str) -> String {
-    let name = format!("{}{account}", stack.config.account_secret_prefix);
+    let name = format!("{}{account}", stack.config.account_secret_prefix());
     let out = stack.clients.secrets.get_secret_value().secret_id(name).send().await.unwrap();
     let value: Value = serde_json::from_str(out.secret_string().unwrap()).unwrap();
     value["access_token"].as_str().unwrap().to_string()

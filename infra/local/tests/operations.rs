@@ -25,13 +25,13 @@ async fn stack(settings: Settings) -> LocalStack {
 
 /// The account's secret versions, as Secrets Manager lists them.
 async fn secret_versions(stack: &LocalStack, account: &str) -> usize {
-    let name = format!("{}{account}", stack.config.account_secret_prefix);
+    let name = format!("{}{account}", stack.config.account_secret_prefix());
     let out = stack.clients.secrets.list_secret_version_ids().secret_id(name).send().await.unwrap();
     out.versions().len()
 }
 
 async fn stored_token(stack: &LocalStack, account: &str) -> String {
-    let name = format!("{}{account}", stack.config.account_secret_prefix);
+    let name = format!("{}{account}", stack.config.account_secret_prefix());
     let out = stack.clients.secrets.get_secret_value().secret_id(name).send().await.unwrap();
     let value: Value = serde_json::from_str(out.secret_string().unwrap()).unwrap();
     value["access_token"].as_str().unwrap().to_string()

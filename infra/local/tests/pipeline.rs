@@ -60,7 +60,7 @@ async fn a_post_with_publish_at_is_published_after_that_time_and_not_before() {
     // A start schedule appears in Scheduler (moto) and nothing is published before the time.
     let mut saw_schedule = false;
     while time::OffsetDateTime::now_utc() < publish_at - Duration::from_millis(500) {
-        let schedules = stack.clients.scheduler.list_schedules().group_name(&stack.config.schedule_group).send().await.unwrap();
+        let schedules = stack.clients.scheduler.list_schedules().group_name(stack.config.schedule_group()).send().await.unwrap();
         saw_schedule |= schedules.schedules().iter().any(|s| s.name() == Some(&format!("start-{post_id}-{ACCOUNT}")));
         assert_eq!(published_with(&stack, caption), 0, "published before publish_at");
         assert_eq!(stack.destinations(post_id).await[0].state, DestState::Scheduled);

@@ -83,7 +83,7 @@ fn published_with(stack: &LocalStack, caption: &str) -> usize {
 }
 
 async fn schedule_names(stack: &LocalStack) -> Vec<String> {
-    let out = stack.clients.scheduler.list_schedules().group_name(&stack.config.schedule_group).send().await.unwrap();
+    let out = stack.clients.scheduler.list_schedules().group_name(stack.config.schedule_group()).send().await.unwrap();
     out.schedules().iter().filter_map(|s| s.name().map(str::to_string)).collect()
 }
 
@@ -180,7 +180,7 @@ async fn a_scheduled_post_can_be_cancelled_and_another_rescheduled() {
         .clients
         .scheduler
         .get_schedule()
-        .group_name(&stack.config.schedule_group)
+        .group_name(stack.config.schedule_group())
         .name(&moved_start)
         .send()
         .await

@@ -192,7 +192,7 @@ async fn tokens_and_signing_secrets_never_leak() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let graph_requests = stack.sim.as_ref().expect("the simulator runs").requests();
-    let table = stack.clients.dynamodb.scan().table_name(&stack.config.table_name).send().await.unwrap();
+    let table = stack.clients.dynamodb.scan().table_name(stack.config.table_name()).send().await.unwrap();
     let table_text = format!("{:?}", table.items());
     let log = captured.text();
 

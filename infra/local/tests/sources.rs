@@ -11,7 +11,7 @@ use graph_sim::SimConfig;
 use instapipe_core::post::DestState;
 use instapipe_core::routing::Routing;
 use instapipe_core::sources::eventbridge::{self, Trigger};
-use instapipe_core::sources::routed::Outcome;
+use instapipe_core::sources::mapped::Outcome;
 use instapipe_core::sources::signing::{contentful_headers, shopify_signature};
 use instapipe_local::LocalStack;
 use instapipe_local::settings::Settings;
@@ -148,7 +148,7 @@ async fn published(stack: &LocalStack, post_id: &str) -> graph_sim::PublishedMed
 
 /// `(pk, skipped_reason)` of the items that are not accounts or API keys.
 async fn post_and_delivery_items(stack: &LocalStack) -> Vec<(String, Option<String>)> {
-    let out = stack.clients.dynamodb.scan().table_name(&stack.config.table_name).send().await.unwrap();
+    let out = stack.clients.dynamodb.scan().table_name(stack.config.table_name()).send().await.unwrap();
     out.items()
         .iter()
         .filter_map(|i| {

@@ -88,7 +88,7 @@ pub async fn add(ctx: &Ctx, request: AddAccount, out: &mut dyn Write) -> Result<
         "account {account_id} stored ({} login{}), token in Secrets Manager under {}{account_id}; token expires {}",
         login_name(login),
         if exchange { ", exchanged for a long-lived token" } else { "" },
-        ctx.config.account_secret_prefix,
+        ctx.config.account_secret_prefix(),
         token_expires_at.map_or_else(|| "unknown (the next refresh-tokens run refreshes it)".to_string(), when),
     )?;
     writeln!(out, "{resumed} waiting destination(s) resumed")?;

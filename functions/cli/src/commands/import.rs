@@ -18,9 +18,10 @@ use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Read, Write};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use instapipe_core::post::{Post, PostRequest, overall_state};
+use instapipe_core::intake::{Accepted, Intake, Refusal, Submission};
+use instapipe_core::post::{PostRequest, overall_state};
 use instapipe_core::sources::generic;
-use instapipe_core::store::{Created, Delivery};
+use instapipe_core::sources::mapped::DedupeKey;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -204,25 +205,15 @@ pub async fn import<R: Read>(ctx: &Ctx, input: R, options: ImportOptions, out: &
     let total = parsed.good.len() + parsed.bad.len() + parsed.repeated.len();
     let bar = progress_bar(parsed.good.len() * 2, options.progress);
 
-    // 1. Every account named must be registered, as for the generic webhook.
+    // 1. Every account named must be registered, as for the generic webhook (the intake
+    // remembers each account it read, so step 2 reads none again).
     bar.set_message("checking");
-    let mut known: HashMap<String, bool> = HashMap::new();
+    let mut intake = Intake::new(store.as_ref());
     let mut good = Vec::new();
     let mut bad = parsed.bad;
     for row in parsed.good {
-        let mut unknown = None;
-        for (i, account) in row.request.accounts.iter().enumerate() {
-            if !known.contains_key(account) {
-                let exists = store.get_account(account).await?.is_some();
-                known.insert(account.clone(), exists);
-            }
-            if !known[account] {
-                unknown = Some(format!("accounts[{i}]: Instagram account {account} is not registered with instapipe"));
-                break;
-            }
-        }
-        match unknown {
-            Some(reason) => bad.push(BadRow { line: row.line, reason }),
+        match intake.unknown_account(&row.request).await? {
+            Some(unknown) => bad.push(BadRow { line: row.line, reason: unknown.to_string() }),
             None => good.push(row),
         }
         bar.inc(1);
@@ -249,26 +240,24 @@ pub async fn import<R: Read>(ctx: &Ctx, input: R, options: ImportOptions, out: &
             report.would_schedule.push(row.line);
         } else {
             let now = OffsetDateTime::now_utc();
-            let post = Post::new(ulid::Ulid::new().to_string(), SOURCE, &row.key, row.request, now);
-            let destinations = post.destinations(now);
-            let delivery = Delivery {
-                source: SOURCE.to_string(),
-                event_id: row.key.clone(),
-                post_id: post.post_id.clone(),
-                expires_at: now.unix_timestamp() + IMPORT_MEMORY_SECS,
-            };
-            match store.create_post(&delivery, &post, &destinations).await? {
-                Created::New => {
+            let submission =
+                Submission { memory_secs: IMPORT_MEMORY_SECS, ..Submission::new(DedupeKey::new(SOURCE, &row.key), row.request) };
+            match intake.accept(submission, now).await {
+                Ok(Accepted::Posted { post, destinations }) => {
                     let at = post.publish_at.filter(|at| *at > now).map_or_else(|| "now".to_string(), when);
                     let state = overall_state(&destinations).as_str();
                     bar.suspend(|| writeln!(out, "line {}: post {} {state} ({at})", row.line, post.post_id))?;
                     written.insert(post.post_id.clone());
                     report.scheduled.push((row.line, post.post_id));
                 }
-                Created::Duplicate { post_id } => {
+                Ok(Accepted::Duplicate { post_id }) => {
                     bar.suspend(|| writeln!(out, "line {}: imported before as post {post_id}", row.line))?;
                     report.already.push((row.line, post_id));
                 }
+                Err(Refusal::Store(err)) => return Err(err.into()),
+                // Not expected: every row was checked in step 1.
+                Ok(Accepted::Skipped { reason }) => return Err(CliError(format!("line {}: {reason}", row.line))),
+                Err(refusal) => return Err(CliError(format!("line {}: {refusal}", row.line))),
             }
         }
         bar.inc(1);

@@ -59,7 +59,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(clients: AwsClients, config: Config) -> Ctx {
-        let store = Arc::new(DynamoStore::new(clients.dynamodb.clone(), &config.table_name));
+        let store = Arc::new(DynamoStore::new(clients.dynamodb.clone(), config.table_name()));
         Ctx { clients, config, store }
     }
 
@@ -72,16 +72,16 @@ impl Ctx {
     }
 
     pub fn pipeline(&self) -> Result<Pipeline> {
-        Ok(Pipeline::new(&self.clients, &self.config)?)
+        Ok(Pipeline::new(&self.clients, &self.config.pipeline)?)
     }
 
     /// Reads the webhook signing secrets, as ingest-webhook does at start-up.
     pub async fn ingest(&self) -> Result<Ingest> {
-        Ok(Ingest::new(&self.clients, &self.config).await?)
+        Ok(Ingest::new(&self.clients, &self.config.ingest).await?)
     }
 
     pub fn token_refresh(&self) -> Result<TokenRefresh> {
-        Ok(TokenRefresh::new(&self.clients, &self.config)?)
+        Ok(TokenRefresh::new(&self.clients, &self.config.token_refresh)?)
     }
 }
 

@@ -10,8 +10,6 @@ use time::OffsetDateTime;
 
 use super::{CliError, Ctx, Result, when, when_opt};
 
-/// A Meta container lives 24 hours; an older one is made again rather than published.
-const CONTAINER_LIFETIME: time::Duration = time::Duration::hours(24);
 pub const MAX_LIST: usize = 1000;
 
 pub fn list_query(state: Option<&str>, account: Option<String>, limit: usize) -> Result<DestinationQuery> {
@@ -113,47 +111,9 @@ pub async fn cancel(ctx: &Ctx, post_id: &str, out: &mut dyn Write) -> Result<()>
     Ok(())
 }
 
-/// Where a FAILED destination starts again: READY when its container had finished (and has
-/// not expired since), so only media_publish is repeated; otherwise QUEUED, with the old
-/// containers forgotten so they are made again.
-pub fn retry_target(d: &Destination, now: OffsetDateTime) -> std::result::Result<DestState, String> {
-    if d.state != DestState::Failed {
-        return Err(format!("account {} is {}, not FAILED: nothing to retry", d.account_id, d.state));
-    }
-    // Since the containers were last (re)made: the last QUEUED in the history.
-    let since = d.history.iter().rposition(|c| c.state == DestState::Queued).unwrap_or(0);
-    let finished = d.history[since..].iter().any(|c| c.state == DestState::Ready);
-    let fresh = d.container_created_at.is_none_or(|at| now - at < CONTAINER_LIFETIME);
-    Ok(if d.container_id.is_some() && finished && fresh { DestState::Ready } else { DestState::Queued })
-}
-
-/// Moves a FAILED destination back to work (see [`retry_target`]), clears the failure and
-/// records why in the history.
-pub fn apply_retry(d: &mut Destination, now: OffsetDateTime) -> std::result::Result<DestState, String> {
-    let target = retry_target(d, now)?;
-    let was = d.failure.as_ref().map(|f| format!(" (failed: {})", f.reason)).unwrap_or_default();
-    let note = match target {
-        DestState::Ready => format!("retried by an operator: publishing container {} again{was}", d.container_id.as_deref().unwrap_or("?")),
-        _ => format!("retried by an operator: creating the container again{was}"),
-    };
-    d.move_to(target, now, Some(note)).map_err(|e| e.to_string())?;
-    d.failure = None;
-    d.resume_state = None;
-    d.deferred_until = None;
-    if target == DestState::Queued {
-        d.container_id = None;
-        d.children.clear();
-        d.children_ready = 0;
-        d.container_created_at = None;
-        d.recreated = false;
-        // Their schedules have fired and are gone (ActionAfterCompletion DELETE).
-        d.create_retries = 0;
-    }
-    Ok(target)
-}
-
-/// Re-queues the post's FAILED destinations (or only `account`'s). The stream then hands a
-/// QUEUED one to create-container and a READY one to publish.
+/// Re-queues the post's FAILED destinations (or only `account`'s), each where
+/// [`Destination::operator_retry`] says. The stream then hands a QUEUED one to
+/// create-container and a READY one to publish.
 pub async fn retry(ctx: &Ctx, post_id: &str, account: Option<&str>, out: &mut dyn Write) -> Result<Vec<(String, DestState)>> {
     let store = ctx.store();
     if store.get_post(post_id).await?.is_none() {
@@ -176,7 +136,7 @@ pub async fn retry(ctx: &Ctx, post_id: &str, account: Option<&str>, out: &mut dy
     let now = OffsetDateTime::now_utc();
     let mut retried = Vec::new();
     for mut d in chosen {
-        let target = apply_retry(&mut d, now).map_err(CliError)?;
+        let target = d.operator_retry(now).map_err(|err| CliError(err.to_string()))?;
         match store.save_destination(&mut d).await {
             Ok(()) => {}
             Err(Error::Conflict(_)) => {
@@ -193,86 +153,6 @@ pub async fn retry(ctx: &Ctx, post_id: &str, account: Option<&str>, out: &mut dy
 #[cfg(test)]
 mod tests {
     use super::*;
-    use instapipe_core::post::{Failure, MediaItem, MediaKind, Post, PostRequest};
-    use time::macros::datetime;
-
-    const NOW: OffsetDateTime = datetime!(2026-11-23 10:00 UTC);
-
-    fn destination() -> Destination {
-        let request = PostRequest {
-            caption: "c".into(),
-            media: vec![MediaItem::new("https://example.com/a.jpg", MediaKind::Image)],
-            accounts: vec!["1784".into()],
-            ..PostRequest::default()
-        };
-        Post::new("P1".into(), "csv", "k", request, NOW).destinations(NOW).remove(0)
-    }
-
-    #[test]
-    fn a_failure_before_any_container_goes_back_to_queued() {
-        let mut d = destination();
-        d.fail(Failure::new("media could not be fetched"), NOW).unwrap();
-        assert_eq!(apply_retry(&mut d, NOW), Ok(DestState::Queued));
-        assert_eq!(d.state, DestState::Queued);
-        assert!(d.failure.is_none());
-        let note = d.history.last().unwrap().note.clone().unwrap();
-        assert!(note.contains("retried by an operator") && note.contains("media could not be fetched"), "{note}");
-    }
-
-    #[test]
-    fn a_finished_container_goes_back_to_ready_and_keeps_its_id() {
-        let mut d = destination();
-        d.move_to(DestState::Processing, NOW, None).unwrap();
-        d.container_id = Some("C1".into());
-        d.container_created_at = Some(NOW);
-        d.move_to(DestState::Ready, NOW, None).unwrap();
-        d.move_to(DestState::Publishing, NOW, None).unwrap();
-        d.fail(Failure { reason: "publish refused".into(), code: Some(2), ..Failure::default() }, NOW).unwrap();
-        assert_eq!(apply_retry(&mut d, NOW + time::Duration::hours(1)), Ok(DestState::Ready));
-        assert_eq!(d.container_id.as_deref(), Some("C1"));
-        assert!(d.failure.is_none());
-    }
-
-    #[test]
-    fn a_container_that_failed_processing_or_expired_is_made_again() {
-        // Processing ended in ERROR: never READY.
-        let mut d = destination();
-        d.move_to(DestState::Processing, NOW, None).unwrap();
-        d.container_id = Some("C1".into());
-        d.container_created_at = Some(NOW);
-        d.create_retries = 3;
-        d.fail(Failure::new("status ERROR"), NOW).unwrap();
-        assert_eq!(apply_retry(&mut d, NOW), Ok(DestState::Queued));
-        assert_eq!((d.container_id.as_deref(), d.container_created_at, d.create_retries), (None, None, 0));
-
-        // Finished, but more than 24 h ago.
-        let mut d = destination();
-        d.move_to(DestState::Processing, NOW, None).unwrap();
-        d.container_id = Some("C1".into());
-        d.container_created_at = Some(NOW);
-        d.move_to(DestState::Ready, NOW, None).unwrap();
-        d.fail(Failure::new("quota"), NOW).unwrap();
-        assert_eq!(retry_target(&d, NOW + time::Duration::hours(25)), Ok(DestState::Queued));
-
-        // READY before a recreate does not count for the new container.
-        let mut d = destination();
-        d.move_to(DestState::Processing, NOW, None).unwrap();
-        d.move_to(DestState::Ready, NOW, None).unwrap();
-        d.recreate("expired", NOW).unwrap();
-        d.move_to(DestState::Processing, NOW, None).unwrap();
-        d.container_id = Some("C2".into());
-        d.fail(Failure::new("status ERROR"), NOW).unwrap();
-        assert_eq!(retry_target(&d, NOW), Ok(DestState::Queued));
-    }
-
-    #[test]
-    fn only_failed_destinations_are_retried() {
-        let mut d = destination();
-        assert!(apply_retry(&mut d, NOW).is_err(), "QUEUED");
-        d.move_to(DestState::Cancelled, NOW, None).unwrap();
-        assert!(apply_retry(&mut d, NOW).is_err(), "CANCELLED");
-        assert_eq!(d.state, DestState::Cancelled);
-    }
 
     #[test]
     fn list_arguments_are_checked() {

@@ -1,5 +1,6 @@
 //! The Instagram Graph API publishing calls, as a port, with a reqwest client.
 
+pub mod account_api;
 mod client;
 mod error;
 mod metered;

@@ -12,7 +12,7 @@ use crate::deps::Ingest;
 use crate::post::{DestState, overall_state};
 use crate::sources::RequestError;
 use crate::sources::eventbridge::{self, Trigger};
-use crate::sources::routed::DedupeKey;
+use crate::sources::mapped::DedupeKey;
 
 pub async fn handle(deps: &Ingest, event: Value) -> Result<Value, RequestError> {
     let result = match eventbridge::parse(event, &deps.sources.routing)? {

@@ -2,6 +2,7 @@
 
 pub mod accept;
 pub mod create_container;
+pub mod edge;
 pub mod ingest;
 pub mod ingest_event;
 pub mod notify;

@@ -24,9 +24,7 @@ pub async fn handle(deps: &Pipeline, input: PollInput) -> Result<()> {
             return Ok(());
         }
         if dest.state == DestState::Deferred {
-            let resume = dest.resume_state.take().unwrap_or(DestState::Ready);
-            dest.deferred_until = None;
-            dest.move_to(resume, deps.clock.now(), Some("the wait is over".into()))?;
+            let resume = dest.resume_after_wait(deps.clock.now())?;
             if resume != DestState::Processing {
                 // QUEUED and READY are picked up from the stream.
                 return steps::save_or_yield(deps, &mut dest).await.map(drop);

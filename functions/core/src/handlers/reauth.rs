@@ -27,10 +27,7 @@ pub async fn resume_account(deps: &Pipeline, account_id: &str) -> Result<usize> 
     loop {
         let page = deps.store.query_destinations(&query).await?;
         for mut dest in page.items {
-            let resume = dest.resume_state.take().unwrap_or(DestState::Queued);
-            let note = Some("the account was connected again".to_string());
-            dest.move_to(resume, deps.clock.now(), note)?;
-            dest.failure = None;
+            let resume = dest.resume_after_auth(deps.clock.now())?;
             let saved = if resume == DestState::Processing {
                 let next = dest.poll_attempt + 1;
                 steps::schedule_poll(deps, &mut dest, next).await.map(|()| true)?

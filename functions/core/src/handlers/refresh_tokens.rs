@@ -161,7 +161,7 @@ mod tests {
 
     use super::*;
     use crate::account::LoginFlavour;
-    use crate::account_api::{AccountApi, IssuedToken, PublishingQuota};
+    use crate::graph::account_api::{AccountApi, IssuedToken, PublishingQuota};
     use crate::clock::FixedClock;
     use crate::graph::GraphError;
     use crate::store::{AccountStore, MemoryStore, PostStore};

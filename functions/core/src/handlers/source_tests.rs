@@ -63,7 +63,7 @@ async fn deps(now: OffsetDateTime, routing: Routing) -> (Ingest, Arc<MemoryStore
         store: store.clone(),
         clock: Arc::new(FixedClock(now)),
         generic: StandardWebhookVerifier::new(WP_CURRENT).unwrap(),
-        api_keys: Arc::new(crate::api_keys::MemoryApiKeys::default()),
+        api_keys: Arc::new(crate::store::api_keys::MemoryApiKeys::default()),
         scheduler: Arc::new(MemoryScheduler::default()),
         sources: SourceDeps {
             routing,
@@ -274,7 +274,7 @@ async fn refused(now: OffsetDateTime, cases: Vec<Case>) {
 }
 
 fn oversized() -> Vec<u8> {
-    format!(r#"{{"title":"{}"}}"#, "x".repeat(ingest::MAX_BODY_BYTES)).into_bytes()
+    format!(r#"{{"title":"{}"}}"#, "x".repeat(super::edge::MAX_BODY_BYTES)).into_bytes()
 }
 
 fn truncated(name: &str) -> Vec<u8> {

@@ -2,11 +2,10 @@
 //! the same order for each — size (413), content type (415), signature (401), payload (400/422) —
 //! then the source's mapping and the shared accept path. A refused request writes nothing.
 
-use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
 use super::accept::accept;
-use super::ingest::MAX_BODY_BYTES;
+use super::edge::{self, content_type};
 use crate::deps::Ingest;
 use crate::sources::{RequestError, contentful, shopify, wordpress};
 
@@ -17,10 +16,7 @@ pub const PATHS: [&str; 3] = [SHOPIFY_PATH, CONTENTFUL_PATH, WORDPRESS_PATH];
 
 /// `path` is one of [`PATHS`]; the method has been checked.
 pub async fn handle(deps: &Ingest, path: &str, request: &Request) -> Result<Response<Body>, RequestError> {
-    let body: &[u8] = request.body().as_ref();
-    if body.len() > MAX_BODY_BYTES {
-        return Err(RequestError::new(413, "body_too_large", format!("the body exceeds {MAX_BODY_BYTES} bytes")));
-    }
+    let body = edge::body(request)?;
     let sources = &deps.sources;
     let now = deps.clock.now();
     let headers = request.headers();
@@ -48,21 +44,5 @@ pub async fn handle(deps: &Ingest, path: &str, request: &Request) -> Result<Resp
         _ => return Err(RequestError::new(404, "not_found", format!("no route for {path}"))),
     };
     let accepted = accept(deps, mapped).await?;
-    Ok(Response::builder()
-        .status(StatusCode::from_u16(accepted.status()).unwrap_or(StatusCode::OK))
-        .header("content-type", "application/json")
-        .body(Body::Text(accepted.to_json().to_string()))
-        .expect("static parts are valid"))
-}
-
-/// `415 unsupported_media_type` unless the media type (parameters such as charset aside) is one
-/// of `allowed`.
-pub(super) fn content_type(request: &Request, allowed: &[&str]) -> Result<(), RequestError> {
-    let value = request.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let media_type = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    if allowed.contains(&media_type.as_str()) {
-        return Ok(());
-    }
-    let got = if media_type.is_empty() { "none".to_string() } else { media_type };
-    Err(RequestError::field(415, "unsupported_media_type", "content-type", format!("expected {}, got {got}", allowed.join(" or "))))
+    Ok(edge::json(accepted.status(), &accepted.to_json()))
 }

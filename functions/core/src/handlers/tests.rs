@@ -419,7 +419,7 @@ fn ingest_deps(store: Arc<MemoryStore>, now: OffsetDateTime) -> Ingest {
         store,
         clock: Arc::new(FixedClock(now)),
         generic: StandardWebhookVerifier::new(SECRET).unwrap(),
-        api_keys: Arc::new(crate::api_keys::MemoryApiKeys::default()),
+        api_keys: Arc::new(crate::store::api_keys::MemoryApiKeys::default()),
         scheduler: Arc::new(MemoryScheduler::default()),
         sources: Default::default(),
     }

@@ -19,7 +19,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::RequestError;
 use super::contentful_assets::{AssetError, AssetResolver};
-use super::routed::{DedupeKey, Mapped, Outcome};
+use super::mapped::{DedupeKey, Mapped, Outcome};
 use super::text::fit_caption;
 use crate::error::Error;
 use crate::post::{MediaItem, MediaKind, PostRequest};

@@ -28,7 +28,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::RequestError;
-use super::routed::{DedupeKey, Mapped, Outcome};
+use super::mapped::{DedupeKey, Mapped, Outcome};
 use super::text::fit_caption;
 use crate::post::{MediaItem, MediaKind, PostRequest};
 use crate::routing::{MediaChoice, Routing};

@@ -8,6 +8,7 @@ pub mod eventbridge;
 pub(crate) mod fixtures;
 pub mod generic;
 pub mod json;
+pub mod mapped;
 pub mod routed;
 pub mod shopify;
 pub mod signing;

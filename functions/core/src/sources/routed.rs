@@ -1,58 +1,17 @@
-//! What a routed source (Shopify, Contentful, WordPress, EventBridge) makes of a verified event,
-//! and what those sources need at run time: their verifiers, the routing and the asset resolver.
+//! What the routed sources (Shopify, Contentful, WordPress, EventBridge) need at run time: their
+//! verifiers, the routing and the asset resolver. What they make of an event is
+//! [`mapped`](super::mapped).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::IngestSettings;
 use crate::error::{Error, Result};
-use crate::post::PostRequest;
 use crate::routing::{RouteSource, Routing};
+use crate::secrets::WebhookSecrets;
 use crate::sources::contentful::ContentfulVerifier;
 use crate::sources::contentful_assets::{AssetResolver, DeliveryApi};
 use crate::sources::shopify::ShopifyVerifier;
 use crate::sources::standard_webhooks::StandardWebhookVerifier;
-
-/// One de-duplication key: the table item `DELIVERY#<source>#<event id>`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DedupeKey {
-    pub source: String,
-    pub event_id: String,
-}
-
-impl DedupeKey {
-    pub fn new(source: &str, event_id: impl Into<String>) -> DedupeKey {
-        DedupeKey { source: source.to_string(), event_id: event_id.into() }
-    }
-}
-
-/// A verified event: its own delivery key (what a retry repeats) and what to do with it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Mapped {
-    pub delivery: DedupeKey,
-    pub outcome: Outcome,
-}
-
-// One short-lived value per request: boxing would buy nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
-    /// Post this. `also` are content keys claimed with the delivery in the same transaction
-    /// (a product, an entry revision, a blog post), so another delivery of the same content
-    /// finds the post already made.
-    Post { request: PostRequest, route: String, also: Vec<DedupeKey> },
-    /// Acknowledge (so the sender does not retry) and record why nothing is posted.
-    Skip(String),
-}
-
-/// Names of the entries in the webhook secrets' JSON object.
-pub mod secret_names {
-    pub const SHOPIFY: &str = "shopify";
-    pub const CONTENTFUL: &str = "contentful";
-    pub const WORDPRESS: &str = "wordpress";
-    /// A Contentful Delivery API access token (read-only), for resolving asset links.
-    pub const CONTENTFUL_DELIVERY_TOKEN: &str = "contentful_delivery_token";
-}
 
 /// The routed sources' dependencies. A source without a secret answers 404 on its route.
 pub struct SourceDeps {
@@ -76,19 +35,20 @@ impl Default for SourceDeps {
 }
 
 impl SourceDeps {
-    /// Builds the verifiers from the webhook secrets (`secrets_name` only names them in errors)
-    /// and checks that every routed source can be verified.
-    pub fn load(secrets: &HashMap<String, String>, secrets_name: &str, config: &Config) -> Result<SourceDeps> {
-        use secret_names::*;
-        let get = |key: &str| secrets.get(key).filter(|v| !v.trim().is_empty());
+    /// Builds the verifiers from the webhook secrets and checks that every routed source can be
+    /// verified.
+    pub fn load(secrets: &WebhookSecrets, settings: &IngestSettings) -> Result<SourceDeps> {
+        use crate::secrets::webhook_keys::*;
+        let secrets_name = &settings.webhook_secrets_name;
+        let get = |key: &str| secrets.get(key);
         let deps = SourceDeps {
-            routing: config.routing.clone(),
-            shopify: get(SHOPIFY).map(|s| ShopifyVerifier::new(s)).transpose()?,
-            contentful: get(CONTENTFUL).map(|s| ContentfulVerifier::new(s)).transpose()?,
-            wordpress: get(WORDPRESS).map(|s| StandardWebhookVerifier::new(s)).transpose()?,
+            routing: settings.routing.clone(),
+            shopify: get(SHOPIFY).map(ShopifyVerifier::new).transpose()?,
+            contentful: get(CONTENTFUL).map(ContentfulVerifier::new).transpose()?,
+            wordpress: get(WORDPRESS).map(StandardWebhookVerifier::new).transpose()?,
             assets: Arc::new(DeliveryApi::new(
-                &config.contentful_delivery_base_url,
-                get(CONTENTFUL_DELIVERY_TOKEN).cloned(),
+                &settings.contentful_delivery_base_url,
+                get(CONTENTFUL_DELIVERY_TOKEN).map(str::to_string),
             )?),
         };
         let needs = [

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::RequestError;
-use super::routed::{DedupeKey, Mapped, Outcome};
+use super::mapped::{DedupeKey, Mapped, Outcome};
 use super::text::{fit_caption, hashtags, plain_text};
 use crate::error::Error;
 use crate::post::{MediaItem, MediaKind, PostRequest};

@@ -18,7 +18,7 @@
 use serde::Deserialize;
 
 use super::RequestError;
-use super::routed::{DedupeKey, Mapped, Outcome};
+use super::mapped::{DedupeKey, Mapped, Outcome};
 use super::text::{fit_caption, hashtags};
 use crate::post::{MediaItem, MediaKind, PostRequest};
 use crate::routing::{CaptionTemplate, RouteSource, Routing};

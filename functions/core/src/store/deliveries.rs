@@ -148,6 +148,7 @@ impl DeliveryLog for MemoryStore {
         for d in deliveries {
             let key = (d.source.clone(), d.event_id.clone());
             t.skipped.remove(&key);
+            t.delivery_expiry.insert(key.clone(), d.expires_at);
             t.deliveries.insert(key, d.post_id.clone());
         }
         t.posts.insert(post.post_id.clone(), post.clone());
@@ -161,6 +162,7 @@ impl DeliveryLog for MemoryStore {
         let mut t = self.inner.lock().unwrap();
         let key = (skipped.source.clone(), skipped.event_id.clone());
         if !t.deliveries.contains_key(&key) {
+            t.delivery_expiry.entry(key.clone()).or_insert(skipped.expires_at);
             t.skipped.entry(key).or_insert_with(|| skipped.reason.clone());
         }
         Ok(())
@@ -172,6 +174,11 @@ impl DeliveryLog for MemoryStore {
 }
 
 impl MemoryStore {
+    /// When the table may forget a delivery key (made a post or skipped), in unix seconds (tests).
+    pub fn delivery_expires_at(&self, source: &str, event_id: &str) -> Option<i64> {
+        self.inner.lock().unwrap().delivery_expiry.get(&(source.to_string(), event_id.to_string())).copied()
+    }
+
     /// Why a delivery made no post, if it was recorded as skipped (tests).
     pub fn skipped_reason(&self, source: &str, event_id: &str) -> Option<String> {
         self.inner.lock().unwrap().skipped.get(&(source.to_string(), event_id.to_string())).cloned()

@@ -17,6 +17,8 @@ pub struct MemoryStore {
 #[derive(Default)]
 pub(super) struct Tables {
     pub(super) deliveries: HashMap<(String, String), String>,
+    /// (source, event id) → the unix time after which the table's TTL may drop the key.
+    pub(super) delivery_expiry: HashMap<(String, String), i64>,
     pub(super) posts: HashMap<String, Post>,
     pub(super) destinations: HashMap<(String, String), Destination>,
     /// (source, event id) → why that delivery made no post (see `DeliveryLog`).

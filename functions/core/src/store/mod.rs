@@ -1,6 +1,7 @@
 //! Where posts, destinations, deliveries and accounts are kept: one DynamoDB table (`pk`/`sk`).
 
 mod accounts;
+pub mod api_keys;
 mod deliveries;
 mod dynamo;
 mod memory;

@@ -617,7 +617,7 @@ fn bootstrap_env(stack: &LocalStack, function: &str, port: u16) -> Vec<(String, 
     for (k, v) in [
         ("TABLE_NAME", BENCH_TABLE.to_string()),
         ("SCHEDULE_GROUP", BENCH_TABLE.to_string()),
-        ("WEBHOOK_SECRETS_NAME", stack.config.webhook_secrets_name.clone()),
+        ("WEBHOOK_SECRETS_NAME", stack.config.ingest.webhook_secrets_name.clone()),
         // As the local stack: the media URLs are examples, not fetchable from here.
         ("MEDIA_CHECK", "off".into()),
         ("POLL_INLINE_CHECKS_MS", "100".into()),

@@ -48,7 +48,7 @@ pub fn published_with(stack: &LocalStack, caption: &str) -> Vec<graph_sim::Publi
 
 /// Items of posts and deliveries (not accounts, usage or API keys) in the table.
 pub async fn post_items(stack: &LocalStack) -> usize {
-    let out = stack.clients.dynamodb.scan().table_name(&stack.config.table_name).send().await.unwrap();
+    let out = stack.clients.dynamodb.scan().table_name(stack.config.table_name()).send().await.unwrap();
     out.items()
         .iter()
         .filter(|i| i.get("pk").and_then(|v| v.as_s().ok()).is_some_and(|pk| pk.starts_with("POST#") || pk.starts_with("DELIVERY#")))

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use crate::deps::Ingest;
 use crate::error::Error;
-use crate::post::{DestState, Destination, Post, PostRequest, StateChange};
+use crate::post::{DestState, Destination, Post};
 use crate::scheduler::{OneTimeSchedule, StartInput};
 use crate::sources::{RequestError, validate};
 
@@ -41,8 +41,7 @@ pub async fn cancel(deps: &Ingest, post_id: &str) -> Result<(Post, Vec<Destinati
         }
         let mut lost_race = false;
         for mut d in open {
-            d.move_to(DestState::Cancelled, deps.clock.now(), Some("cancelled through the posts API".into()))
-                .map_err(unavailable)?;
+            d.cancel("cancelled through the posts API", deps.clock.now()).map_err(|e| unavailable(e.into()))?;
             match deps.store.save_destination(&mut d).await {
                 Ok(()) => {}
                 Err(Error::Conflict(_)) => lost_race = true,
@@ -79,13 +78,7 @@ pub async fn edit(deps: &Ingest, post_id: &str, edit: PostEdit) -> Result<(Post,
     if let Some(at) = edit.publish_at {
         post.publish_at = Some(at);
     }
-    validate(&PostRequest {
-        caption: post.caption.clone(),
-        media: post.media.clone(),
-        accounts: post.accounts.clone(),
-        publish_at: post.publish_at,
-        options: post.options.clone(),
-    })?;
+    validate(&post.to_request())?;
     let note = match (edit.publish_at, &edit.caption) {
         (Some(at), Some(_)) => format!("rescheduled to {} and caption edited", rfc3339(at)),
         (Some(at), None) => format!("rescheduled to {}", rfc3339(at)),
@@ -111,11 +104,7 @@ pub async fn edit(deps: &Ingest, post_id: &str, edit: PostEdit) -> Result<(Post,
         let now = deps.clock.now();
         let old_retries: Vec<u32> = open.iter().map(|d| d.create_retries).collect();
         for d in open.iter_mut() {
-            d.publish_at = post.publish_at;
-            // Retries belonged to the start being replaced.
-            d.create_retries = 0;
-            d.updated_at = now;
-            d.history.push(StateChange { state: d.state, at: now, note: Some(note.clone()) });
+            d.reschedule(post.publish_at, note.clone(), now).map_err(|e| unavailable(e.into()))?;
         }
         match deps.store.save_post_edit(&post, &mut open).await {
             Ok(()) => {}

@@ -3,7 +3,6 @@
 //! Its contract is openapi.yaml at the repository root, served at `GET /openapi.yaml`.
 
 pub mod changes;
-mod wire;
 mod view;
 
 #[cfg(test)]
@@ -14,11 +13,14 @@ use futures::StreamExt;
 use lambda_http::{Body, Request, Response};
 use tracing::Instrument;
 
-use crate::api_keys;
+use super::edge;
+use crate::store::api_keys;
 use crate::deps::Ingest;
-use crate::post::{DestState, Destination, Post, PostRequest};
+use crate::intake::{Accepted, Intake, Submission, new_post_id};
+use crate::post::{DestState, Destination, Post};
+use crate::sources::mapped::DedupeKey;
 use crate::sources::{RequestError, generic};
-use crate::store::{Created, DELIVERY_MEMORY_SECS, Delivery, DestinationQuery};
+use crate::store::DestinationQuery;
 use changes::{not_found, unavailable};
 use view::PostView;
 
@@ -69,8 +71,11 @@ pub async fn handle(deps: &Ingest, request: &Request) -> Option<Response<Body>> 
     }
     let result = dispatch(deps, request, path).await;
     Some(result.unwrap_or_else(|err| {
-        tracing::info!(status = err.status, code = err.code, field = ?err.field, message = %err.message, "posts API request refused");
-        wire::error(&err)
+        let mut response = edge::error(&err);
+        if err.status == 401 {
+            response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+        }
+        response
     }))
 }
 
@@ -149,46 +154,38 @@ fn check_post_id(id: &str) -> Result<(), RequestError> {
     ulid::Ulid::from_string(id).map(drop).map_err(|_| not_found(id))
 }
 
+/// `POST /posts`: 201 with the new post; with an `Idempotency-Key` seen before, 200 with the
+/// post it made and `Idempotent-Replayed: true`. An unknown account is a 422 naming it.
 async fn create(deps: &Ingest, request: &Request) -> Result<Response<Body>, RequestError> {
-    let body = wire::json_body(request)?;
+    let body = edge::json_body(request)?;
     let idempotency_key = idempotency_key(request)?;
     let post_request = generic::parse(body)?;
-    check_accounts(deps, &post_request).await?;
-    let now = deps.clock.now();
-    let post_id = ulid::Ulid::new().to_string();
+    let post_id = new_post_id();
     // Without a key every request is a new post; its delivery is keyed by the post id.
     let event_id = idempotency_key.unwrap_or_else(|| post_id.clone());
-    let post = Post::new(post_id, SOURCE, &event_id, post_request, now);
-    let span = tracing::info_span!("posts_api", post_id = %post.post_id);
-    async move {
-        let destinations = post.destinations(now);
-        let delivery = Delivery {
-            source: SOURCE.to_string(),
-            event_id: event_id.clone(),
-            post_id: post.post_id.clone(),
-            expires_at: now.unix_timestamp() + DELIVERY_MEMORY_SECS,
-        };
-        match deps.store.create_post(&delivery, &post, &destinations).await.map_err(unavailable)? {
-            Created::New => {
-                tracing::info!(accounts = destinations.len(), publish_at = ?post.publish_at, "post created through the API");
-                let location = format!("/posts/{}", post.post_id);
-                let mut response = wire::json(201, &PostView::new(post, destinations));
-                if let Ok(value) = http::HeaderValue::from_str(&location) {
-                    response.headers_mut().insert(http::header::LOCATION, value);
-                }
-                Ok(response)
+    let submission = Submission { post_id, ..Submission::new(DedupeKey::new(SOURCE, event_id), post_request) };
+    let accepted = Intake::new(deps.store.as_ref()).accept(submission, deps.clock.now()).await;
+    match accepted.map_err(|refusal| refusal.into_request_error(unavailable))? {
+        Accepted::Posted { post, destinations } => {
+            let location = format!("/posts/{}", post.post_id);
+            let mut response = edge::json(201, &PostView::new(post, destinations));
+            if let Ok(value) = http::HeaderValue::from_str(&location) {
+                response.headers_mut().insert(http::header::LOCATION, value);
             }
-            Created::Duplicate { post_id } => {
-                tracing::info!(%post_id, "Idempotency-Key seen before; same post");
-                let (post, destinations) = load(deps, &post_id).await?;
-                let mut response = wire::json(200, &PostView::new(post, destinations));
-                response.headers_mut().insert("idempotent-replayed", http::HeaderValue::from_static("true"));
-                Ok(response)
-            }
+            Ok(response)
+        }
+        Accepted::Duplicate { post_id } => {
+            let (post, destinations) = load(deps, &post_id).await?;
+            let mut response = edge::json(200, &PostView::new(post, destinations));
+            response.headers_mut().insert("idempotent-replayed", http::HeaderValue::from_static("true"));
+            Ok(response)
+        }
+        Accepted::Skipped { reason } => {
+            // Not asked for: only routed sources skip.
+            tracing::error!(%reason, "the intake skipped a posts API request");
+            Err(RequestError::new(503, "unavailable", "the post could not be stored; retry later"))
         }
     }
-    .instrument(span)
-    .await
 }
 
 /// The optional `Idempotency-Key`: printable ASCII, as it becomes part of a table key.
@@ -209,21 +206,6 @@ fn idempotency_key(request: &Request) -> Result<Option<String>, RequestError> {
     Ok(Some(key.to_string()))
 }
 
-/// Every account must be registered, as for webhooks: refused with 422 before anything is written.
-async fn check_accounts(deps: &Ingest, request: &PostRequest) -> Result<(), RequestError> {
-    for (i, account) in request.accounts.iter().enumerate() {
-        if deps.store.get_account(account).await.map_err(unavailable)?.is_none() {
-            return Err(RequestError::field(
-                422,
-                "unknown_account",
-                format!("accounts[{i}]"),
-                format!("Instagram account {account} is not registered with instapipe"),
-            ));
-        }
-    }
-    Ok(())
-}
-
 async fn load(deps: &Ingest, post_id: &str) -> Result<(Post, Vec<Destination>), RequestError> {
     let post = deps.store.get_post(post_id).await.map_err(unavailable)?.ok_or_else(|| not_found(post_id))?;
     let destinations = deps.store.list_destinations(post_id).await.map_err(unavailable)?;
@@ -233,28 +215,28 @@ async fn load(deps: &Ingest, post_id: &str) -> Result<(Post, Vec<Destination>), 
 async fn get(deps: &Ingest, id: &str) -> Result<Response<Body>, RequestError> {
     check_post_id(id)?;
     let (post, destinations) = load(deps, id).await?;
-    Ok(wire::json(200, &PostView::new(post, destinations)))
+    Ok(edge::json(200, &PostView::new(post, destinations)))
 }
 
 async fn cancel(deps: &Ingest, id: &str) -> Result<Response<Body>, RequestError> {
     check_post_id(id)?;
     let (post, destinations) = changes::cancel(deps, id).await?;
-    Ok(wire::json(200, &PostView::new(post, destinations)))
+    Ok(edge::json(200, &PostView::new(post, destinations)))
 }
 
 async fn edit(deps: &Ingest, request: &Request, id: &str) -> Result<Response<Body>, RequestError> {
     check_post_id(id)?;
-    let body = wire::json_body(request)?;
-    let change: changes::PostEdit = wire::parse_json(body)?;
+    let body = edge::json_body(request)?;
+    let change: changes::PostEdit = crate::sources::json::parse(body)?;
     let (post, destinations) = changes::edit(deps, id, change).await?;
-    Ok(wire::json(200, &PostView::new(post, destinations)))
+    Ok(edge::json(200, &PostView::new(post, destinations)))
 }
 
 /// `GET /posts?state=&account=&limit=&cursor=`: newest first, one entry per post, a page at a
 /// time. A page may hold fewer than `limit` posts; follow `next_cursor` until it is null.
 async fn list(deps: &Ingest, request: &Request) -> Result<Response<Body>, RequestError> {
     let mut query = DestinationQuery { limit: DEFAULT_LIMIT, ..DestinationQuery::default() };
-    for (name, value) in wire::query_params(request, &["state", "account", "limit", "cursor"])? {
+    for (name, value) in edge::query_params(request, &["state", "account", "limit", "cursor"])? {
         let bad = |message: String| RequestError::field(400, "invalid_query", name.clone(), message);
         match name.as_str() {
             "state" => {
@@ -309,7 +291,7 @@ async fn list(deps: &Ingest, request: &Request) -> Result<Response<Body>, Reques
         }
         posts.push(PostView::new(post, destinations));
     }
-    Ok(wire::json(200, &serde_json::json!({ "posts": posts, "next_cursor": page.next_cursor })))
+    Ok(edge::json(200, &serde_json::json!({ "posts": posts, "next_cursor": page.next_cursor })))
 }
 
 /// A post with several matching destinations is listed once: with the first of them by

@@ -10,7 +10,7 @@ use time::macros::datetime;
 
 use super::{OPENAPI_YAML, ROUTES};
 use crate::account::{Account, AccountStatus, LoginFlavour};
-use crate::api_keys::MemoryApiKeys;
+use crate::store::api_keys::MemoryApiKeys;
 use crate::clock::FixedClock;
 use crate::deps::Ingest;
 use crate::handlers::ingest;

@@ -1,23 +1,45 @@
-//! Reading requests and writing answers of the posts API: body limits, content type, JSON with
-//! the offending field named, query parameters, and JSON responses.
+//! The HTTP edge of ingest-webhook, the same for every route (webhooks and posts API): the body
+//! limit (413), content types (415), query parameters (400) and JSON answers, errors included.
 
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-use crate::handlers::ingest::MAX_BODY_BYTES;
 use crate::sources::RequestError;
 
-/// The body of a POST or PATCH: at most [`MAX_BODY_BYTES`], declared as JSON.
-pub fn json_body(request: &Request) -> Result<&[u8], RequestError> {
+/// Larger bodies are refused with 413 before any parsing.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The raw body, at most [`MAX_BODY_BYTES`] (413 otherwise).
+pub fn body(request: &Request) -> Result<&[u8], RequestError> {
     let body: &[u8] = request.body().as_ref();
     if body.len() > MAX_BODY_BYTES {
         return Err(RequestError::new(413, "body_too_large", format!("the body exceeds {MAX_BODY_BYTES} bytes")));
     }
-    let content_type = request.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let media_type = content_type.split(';').next().unwrap_or("").trim();
-    if !media_type.eq_ignore_ascii_case("application/json") {
+    Ok(body)
+}
+
+/// The declared media type, lower case, without parameters such as charset ("" when none).
+fn media_type(request: &Request) -> String {
+    let value = request.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
+}
+
+/// A webhook's content type: `415 unsupported_media_type` naming `content-type` unless the
+/// media type is one of `allowed`.
+pub fn content_type(request: &Request, allowed: &[&str]) -> Result<(), RequestError> {
+    let media_type = media_type(request);
+    if allowed.contains(&media_type.as_str()) {
+        return Ok(());
+    }
+    let got = if media_type.is_empty() { "none".to_string() } else { media_type };
+    Err(RequestError::field(415, "unsupported_media_type", "content-type", format!("expected {}, got {got}", allowed.join(" or "))))
+}
+
+/// The posts API's body of a POST or PATCH: within the limit, declared as JSON.
+pub fn json_body(request: &Request) -> Result<&[u8], RequestError> {
+    let body = body(request)?;
+    if media_type(request) != "application/json" {
         return Err(RequestError::new(
             415,
             "unsupported_media_type",
@@ -25,11 +47,6 @@ pub fn json_body(request: &Request) -> Result<&[u8], RequestError> {
         ));
     }
     Ok(body)
-}
-
-/// Parses JSON into `T`; a malformed body or a wrong type is a 400 naming the field.
-pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, RequestError> {
-    crate::sources::json::parse(body)
 }
 
 /// The query string's parameters, decoded; unknown or repeated ones are refused so a typo
@@ -54,6 +71,7 @@ pub fn query_params(request: &Request, known: &[&str]) -> Result<Vec<(String, St
     Ok(params)
 }
 
+/// `value` as a JSON answer with `status`.
 pub fn json<T: Serialize>(status: u16, value: &T) -> Response<Body> {
     let body = serde_json::to_string(value).unwrap_or_else(|_| "{}".into());
     Response::builder()
@@ -63,12 +81,10 @@ pub fn json<T: Serialize>(status: u16, value: &T) -> Response<Body> {
         .expect("static parts are valid")
 }
 
+/// A refused request: its status and `{"error": {"code", "field", "message"}}`, logged once.
 pub fn error(err: &RequestError) -> Response<Body> {
-    let mut response = json(err.status, &err.to_json());
-    if err.status == 401 {
-        response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
-    }
-    response
+    tracing::info!(status = err.status, code = err.code, field = ?err.field, message = %err.message, "request refused");
+    json(err.status, &err.to_json())
 }
 
 #[cfg(test)]
@@ -91,6 +107,20 @@ mod tests {
         assert_eq!(json_body(&request("/posts", None, b"{}")).unwrap_err().status, 415);
         let big = vec![b' '; MAX_BODY_BYTES + 1];
         assert_eq!(json_body(&request("/posts", Some("application/json"), &big)).unwrap_err().status, 413);
+        assert_eq!(body(&request("/webhooks/generic", None, &big)).unwrap_err().code, "body_too_large");
+        assert!(body(&request("/webhooks/generic", None, &big[..MAX_BODY_BYTES])).is_ok());
+    }
+
+    #[test]
+    fn a_webhook_content_type_is_one_of_the_allowed_and_the_refusal_names_it() {
+        let allowed = ["application/vnd.contentful.management.v1+json", "application/json"];
+        assert!(content_type(&request("/", Some("application/json; charset=utf-8"), b""), &allowed).is_ok());
+        assert!(content_type(&request("/", Some("Application/Vnd.Contentful.Management.v1+JSON"), b""), &allowed).is_ok());
+        let err = content_type(&request("/", Some("text/plain"), b""), &allowed).unwrap_err();
+        assert_eq!((err.status, err.field.as_deref()), (415, Some("content-type")));
+        assert!(err.message.ends_with("got text/plain"), "{}", err.message);
+        let err = content_type(&request("/", None, b""), &allowed).unwrap_err();
+        assert!(err.message.ends_with("got none"), "{}", err.message);
     }
 
     #[test]
@@ -101,5 +131,15 @@ mod tests {
         assert_eq!((err.status, err.field.as_deref()), (400, Some("status")));
         let err = query_params(&request("/posts?state=a&state=b", None, b""), &["state"]).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("state"));
+    }
+
+    #[test]
+    fn errors_are_json_with_their_status() {
+        let response = error(&RequestError::field(422, "unknown_account", "accounts[1]", "not registered"));
+        assert_eq!(response.status(), 422);
+        assert_eq!(response.headers()[http::header::CONTENT_TYPE], "application/json");
+        let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+        assert_eq!(body["error"]["field"], "accounts[1]");
+        assert_eq!(body["error"]["code"], "unknown_account");
     }
 }

@@ -15,7 +15,8 @@ use tokio::sync::OnceCell;
 use crate::account::{Account, LoginFlavour};
 use crate::config::GraphConfig;
 use crate::error::{Error, Result};
-use crate::graph::GraphError;
+use crate::secrets::AppCredentials;
+use super::GraphError;
 
 /// A token Meta issued, and how long it lives (`expires_in`, seconds), when Meta says.
 #[derive(Clone, Debug)]
@@ -39,23 +40,6 @@ pub trait AccountApi: Send + Sync {
     /// A long-lived token for a short-lived one (ig_exchange_token / fb_exchange_token).
     async fn exchange_token(&self, login: LoginFlavour, short_lived: &SecretString) -> Result<IssuedToken>;
     async fn publishing_quota(&self, account: &Account, token: &SecretString) -> Result<PublishingQuota>;
-}
-
-/// The Meta app's credentials, from a Secrets Manager secret (JSON):
-/// `{"facebook_app_id": "...", "facebook_app_secret": "...", "instagram_app_secret": "..."}`.
-/// Each field is needed only by the calls that use it.
-#[derive(Default, Deserialize)]
-pub struct AppCredentials {
-    #[serde(default)]
-    pub facebook_app_id: Option<String>,
-    #[serde(default, deserialize_with = "secret_opt")]
-    pub facebook_app_secret: Option<SecretString>,
-    #[serde(default, deserialize_with = "secret_opt")]
-    pub instagram_app_secret: Option<SecretString>,
-}
-
-fn secret_opt<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<SecretString>, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()).map(SecretString::from))
 }
 
 /// Where the app credentials come from: read once, on first use (refreshing Instagram-Login
@@ -102,14 +86,7 @@ impl AccountApiClient {
             .get_or_try_init(|| async {
                 match &self.from {
                     CredentialsFrom::Given => Ok(AppCredentials::default()),
-                    CredentialsFrom::SecretsManager { client, name } => {
-                        crate::tokens::read_json_secret(
-                            client,
-                            name,
-                            "a JSON object with facebook_app_id, facebook_app_secret and/or instagram_app_secret",
-                        )
-                        .await
-                    }
+                    CredentialsFrom::SecretsManager { client, name } => AppCredentials::read(client, name).await,
                 }
             })
             .await
