@@ -11,7 +11,7 @@ STAMP_PY   := $(VENV)/.installed
 STAMP_NODE := node_modules/.installed
 
 # The Lambda binaries deployed by template.yaml.
-FUNCTIONS := ingest-webhook ingest-event create-container poll-status publish refresh-tokens notify
+FUNCTIONS := ingest-webhook ingest-event create-container poll-status publish refresh-tokens notify sweep
 
 # Project-local tools (sam, cfn-lint, cargo-lambda, moto_server, zig) come first.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -44,9 +44,10 @@ $(STAMP_NODE): package.json package-lock.json
 run: deps
 	cargo run -p instapipe-local --bin instapipe-local -- run
 
-## test: run every Rust test of the workspace, then lint the template
+## test: run every Rust test of the workspace, check the signed samples are what their generator writes, then lint the template
 test: deps
 	cargo test --workspace
+	$(PYTHON) functions/test-support/samples/generate.py --check
 	@$(MAKE) --no-print-directory lint-template
 
 ## test-wordpress: the WordPress plugin end to end in a real WordPress against the local stack (Debian packages wordpress, mariadb-server, php-cli, php-mysql, php-curl; installed when root); not part of `make test`

@@ -5,14 +5,32 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use instapipe_core::account::LoginFlavour;
 
+pub use crate::output::OutputFormat;
+
 #[derive(Debug, Parser)]
 #[command(name = "instapipe", version, about = "Operate instapipe: accounts, posts and CSV imports")]
-#[command(after_help = "Configured like the functions (TABLE_NAME, SCHEDULE_GROUP, ... and the AWS_* variables); \
-see the README's \"Operator CLI\" section.")]
+#[command(after_help = "Configured like the functions (TABLE_NAME, SCHEDULE_GROUP, ... and the AWS_* variables), \
+from the environment or an --env-file; `instapipe --local ...` works against `make run`. \
+See the README's \"Operator CLI\" section.")]
 pub struct Cli {
+    /// `text` for people, `json` for scripts (one JSON object; shapes in the README)
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Read the configuration (KEY=value lines) from this file; its values win over the environment
+    #[arg(long, global = true, env = ENV_FILE_VAR, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// Against the local stack: read .instapipe/local.env, which `make run` writes (looked for in
+    /// the current directory and its parents; over --env-file)
+    #[arg(long, global = true)]
+    pub local: bool,
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The variable that names an env file, as `--env-file` does (`make run` writes to it too).
+pub const ENV_FILE_VAR: &str = "INSTAPIPE_ENV_FILE";
+/// Where `make run` writes the local stack's environment, from the project root.
+pub const LOCAL_ENV_FILE: &str = ".instapipe/local.env";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

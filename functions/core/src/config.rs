@@ -52,6 +52,14 @@ pub struct PipelineSettings {
     pub media_check: bool,
 }
 
+/// sweep (the watchdog): the pipeline's settings, since it restarts the pipeline's steps, and
+/// its own policy.
+#[derive(Clone, Debug)]
+pub struct SweepSettings {
+    pub pipeline: PipelineSettings,
+    pub watchdog: crate::polling::WatchdogPolicy,
+}
+
 /// refresh-tokens (and the CLI's `accounts` commands).
 #[derive(Clone, Debug)]
 pub struct TokenRefreshSettings {
@@ -146,6 +154,21 @@ impl Settings for PipelineSettings {
                 None | Some("full") => true,
                 Some("off") => false,
                 Some(_) => return Err(malformed("MEDIA_CHECK", "`full` or `off`")),
+            },
+        })
+    }
+}
+
+impl Settings for SweepSettings {
+    fn read(vars: &Vars) -> Result<Self> {
+        let defaults = crate::polling::WatchdogPolicy::default();
+        Ok(SweepSettings {
+            pipeline: PipelineSettings::read(vars)?,
+            watchdog: crate::polling::WatchdogPolicy {
+                grace: Duration::from_secs(vars.number("WATCHDOG_GRACE_SECS", defaults.grace.as_secs())?),
+                max_rearms: u32::try_from(vars.number("WATCHDOG_MAX_REARMS", u64::from(defaults.max_rearms))?)
+                    .map_err(|_| malformed("WATCHDOG_MAX_REARMS", "a small whole number"))?,
+                batch: defaults.batch,
             },
         })
     }

@@ -94,6 +94,12 @@ pub struct Pipeline {
     pub publish_lease: std::time::Duration,
 }
 
+/// Dependencies of sweep: the pipeline's (it restarts their steps) and its policy.
+pub struct Sweep {
+    pub pipeline: Pipeline,
+    pub policy: crate::polling::WatchdogPolicy,
+}
+
 impl Pipeline {
     pub fn new(clients: &AwsClients, config: &PipelineSettings) -> Result<Pipeline> {
         let store: Arc<dyn PostStore> = Arc::new(DynamoStore::new(clients.dynamodb.clone(), &config.table_name));

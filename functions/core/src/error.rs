@@ -26,6 +26,9 @@ pub enum Error {
     Graph(#[from] GraphError),
     #[error("item does not match the data model: {0}")]
     Data(String),
+    /// The step cannot finish yet and should run again later (the event source retries it).
+    #[error("not finished yet: {0}")]
+    Retry(String),
 }
 
 impl Error {

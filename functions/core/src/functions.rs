@@ -215,6 +215,27 @@ impl Function for Publish {
     }
 }
 
+/// sweep: the watchdog, every five minutes (`{}`): restarts overdue destinations at their step.
+pub struct Sweep;
+
+impl Function for Sweep {
+    const NAME: &'static str = "sweep";
+    const TIMEOUT: Duration = Duration::from_secs(300);
+    type Settings = crate::config::SweepSettings;
+    type Deps = deps::Sweep;
+    type Event = Value;
+    type Output = crate::handlers::sweep::SweepReport;
+    type Error = crate::Error;
+
+    async fn deps(clients: &AwsClients, settings: &crate::config::SweepSettings) -> Result<deps::Sweep> {
+        Ok(deps::Sweep { pipeline: deps::Pipeline::new(clients, &settings.pipeline)?, policy: settings.watchdog.clone() })
+    }
+
+    async fn handle(deps: &deps::Sweep, _event: Value) -> Result<crate::handlers::sweep::SweepReport> {
+        crate::handlers::sweep::handle(&deps.pipeline, &deps.policy).await
+    }
+}
+
 /// refresh-tokens: the daily schedule (`{}`), or on demand (`{"account_id": "...", "force": true}`).
 pub struct RefreshTokens;
 
@@ -334,6 +355,7 @@ mod tests {
         check::<Publish>(&template, &mut read);
         check::<RefreshTokens>(&template, &mut read);
         check::<Notify>(&template, &mut read);
+        check::<Sweep>(&template, &mut read);
         for global in variables(&template, &template["Globals"]["Function"]).keys() {
             // RUST_LOG is the log filter (telemetry), not a setting.
             assert!(global == "RUST_LOG" || read.contains(global), "no function reads the global variable {global}");

@@ -213,15 +213,15 @@ impl<'a> Intake<'a> {
         }
         async move {
             let destinations = post.destinations(now);
-            let expires_at = now.unix_timestamp() + memory_secs;
-            let deliveries: Vec<Delivery> = std::iter::once(&delivery)
-                .chain(&also)
-                .map(|key| Delivery {
-                    source: key.source.clone(),
-                    event_id: key.event_id.clone(),
-                    post_id: post.post_id.clone(),
-                    expires_at,
-                })
+            let key = |key: &DedupeKey, expires_at| Delivery {
+                source: key.source.clone(),
+                event_id: key.event_id.clone(),
+                post_id: post.post_id.clone(),
+                expires_at,
+            };
+            // The delivery is forgotten when its sender stops retrying; the content keys are not.
+            let deliveries: Vec<Delivery> = std::iter::once(key(&delivery, Some(now.unix_timestamp() + memory_secs)))
+                .chain(also.iter().map(|k| key(k, None)))
                 .collect();
             match self.store.create_post_claiming(&deliveries, &post, &destinations).await? {
                 Created::New => {
@@ -402,6 +402,10 @@ mod tests {
         assert_eq!(second, Accepted::Duplicate { post_id: post.post_id.clone() });
         assert_eq!(store.skipped_reason("shopify", "evt_2"), Some(format!("already posted as {}", post.post_id)));
         assert_eq!(store.post_count(), 1);
+        // The delivery is forgotten after the senders' retry window; the product key is not, so
+        // a products/update months later still finds the post.
+        assert_eq!(store.delivery_expires_at("shopify", "evt_1"), Some(NOW.unix_timestamp() + DELIVERY_MEMORY_SECS));
+        assert_eq!(store.delivery_expires_at("shopify-product", "p1"), None);
     }
 
     #[tokio::test]

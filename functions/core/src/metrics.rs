@@ -16,6 +16,10 @@ pub const DESTINATIONS_PUBLISHED: &str = "DestinationsPublished";
 /// notify: a status webhook that could not be delivered after every try of one invocation.
 pub const STATUS_WEBHOOKS_UNDELIVERED: &str = "StatusWebhooksUndelivered";
 
+/// sweep: overdue destinations restarted at their step, and those failed after too many restarts.
+pub const WATCHDOG_REARMS: &str = "WatchdogRearms";
+pub const WATCHDOG_FAILED: &str = "WatchdogFailed";
+
 /// The EMF line of a count, with the `Service` dimension alarms use.
 pub fn emf_count(metric: &str, value: u64, at: OffsetDateTime) -> String {
     let millis = i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);

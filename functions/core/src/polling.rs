@@ -39,6 +39,26 @@ pub struct PollPolicy {
     pub quota_recheck: Duration,
 }
 
+/// The watchdog (sweep): how long past its expected move a destination is left alone before it
+/// is restarted, and how often it is restarted before it fails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchdogPolicy {
+    /// Margin past the expected move (`WATCHDOG_GRACE_SECS`): more than Scheduler's lateness
+    /// (up to a minute) and a stream's retries of a failing batch, so the sweep restarts only
+    /// what nothing else will move.
+    pub grace: Duration,
+    /// Restarts before the destination fails with the reason (`WATCHDOG_MAX_REARMS`).
+    pub max_rearms: u32,
+    /// Destinations handled per state and run; the rest wait for the next run.
+    pub batch: usize,
+}
+
+impl Default for WatchdogPolicy {
+    fn default() -> Self {
+        WatchdogPolicy { grace: Duration::from_secs(10 * 60), max_rearms: 3, batch: 100 }
+    }
+}
+
 impl Default for PollPolicy {
     fn default() -> Self {
         PollPolicy {

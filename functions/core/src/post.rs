@@ -19,6 +19,9 @@ pub enum PostError {
     /// Time and caption change only while no container is made (SCHEDULED).
     #[error("account {account_id} is already {state}: its container is made with the current caption and time")]
     NotScheduled { account_id: String, state: DestState },
+    /// The watchdog restarts only destinations that something must move on.
+    #[error("a {state} destination has no step for the watchdog to restart")]
+    NothingToRestart { state: DestState },
 }
 
 type Result<T> = std::result::Result<T, PostError>;
@@ -195,6 +198,10 @@ impl Post {
                 recreated: false,
                 container_created_at: None,
                 poll_attempt: 0,
+                next_poll_at: None,
+                rearms: 0,
+                rearmed_at: None,
+                recovery_checks: 0,
                 publish_attempts: 0,
                 create_retries: 0,
                 media_id: None,
@@ -204,6 +211,7 @@ impl Post {
                 deferred_until: None,
                 first_comment_id: None,
                 first_comment_error: None,
+                orphaned_containers: Vec::new(),
                 history: vec![StateChange { state, at: now, note: None }],
                 created_at: now,
                 updated_at: now,
@@ -345,8 +353,20 @@ pub struct Destination {
     /// Number of the poll-status schedule currently expected to fire (0: none yet).
     #[serde(default)]
     pub poll_attempt: u32,
+    /// When that poll is due to fire.
+    #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
+    pub next_poll_at: Option<OffsetDateTime>,
+    /// Times the watchdog found this destination stalled and started its step again, and when
+    /// it last did (the next restart waits a whole grace after it).
+    #[serde(default)]
+    pub rearms: u32,
+    #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
+    pub rearmed_at: Option<OffsetDateTime>,
     #[serde(default)]
     pub publish_attempts: u32,
+    /// Looks for the media of a publish whose answer was lost, while it is not certain.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recovery_checks: u32,
     /// Container creations retried after a transient error.
     #[serde(default)]
     pub create_retries: u32,
@@ -366,6 +386,10 @@ pub struct Destination {
     pub first_comment_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_comment_error: Option<String>,
+    /// Containers made (or possibly made) for this destination that will never be published:
+    /// what a retry left behind. Meta lets them expire unused after 24 h.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orphaned_containers: Vec<OrphanedContainer>,
     #[serde(default)]
     pub history: Vec<StateChange>,
     #[serde(with = "time::serde::rfc3339")]
@@ -445,6 +469,35 @@ impl Destination {
         self.children_ready = 0;
         self.container_created_at = None;
         self.poll_attempt = 0;
+        self.next_poll_at = None;
+    }
+
+    /// When this destination is next expected to move, if anything must move it: the watchdog
+    /// restarts it when this is long past. None when it is final, or waits for a person
+    /// (AWAITING_AUTH: the account must be connected again, an alarm says so).
+    pub fn next_move_at(&self) -> Option<OffsetDateTime> {
+        let expected = match self.state {
+            DestState::Scheduled => self.publish_at,
+            // Handed on through the stream, or being worked on right now.
+            DestState::Queued | DestState::Ready | DestState::Publishing => None,
+            DestState::Processing => self.next_poll_at,
+            DestState::Deferred => self.deferred_until,
+            DestState::AwaitingAuth | DestState::Published | DestState::Failed | DestState::Cancelled => return None,
+        };
+        [expected, Some(self.updated_at), self.rearmed_at].into_iter().flatten().max()
+    }
+
+    /// The watchdog restarts the current step (its state does not change); counted, so a
+    /// destination that keeps stalling ends FAILED instead of being restarted forever.
+    pub fn rearm(&mut self, why: &str, at: OffsetDateTime) -> Result<()> {
+        if self.next_move_at().is_none() {
+            return Err(PostError::NothingToRestart { state: self.state });
+        }
+        // `updated_at` stays (it is the last real move, and the publish lease counts from it).
+        self.rearms += 1;
+        self.rearmed_at = Some(at);
+        self.history.push(StateChange { state: self.state, at, note: Some(format!("re-armed by the watchdog ({}): {why}", self.rearms)) });
+        Ok(())
     }
 
     pub fn fail(&mut self, failure: Failure, at: OffsetDateTime) -> Result<()> {
@@ -512,6 +565,48 @@ impl Destination {
         self.history.push(StateChange { state: self.state, at, note: Some(note) });
         Ok(())
     }
+}
+
+/// A container left behind: made (or possibly made) on Meta's side, never to be published.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrphanedContainer {
+    /// None when a creation's outcome is unknown (no answer in time, a 5xx, an unreadable
+    /// answer): Meta may hold a container whose id never reached us.
+    #[serde(default)]
+    pub container_id: Option<String>,
+    /// For a carousel container: the children it was (possibly) made with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<String>,
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+impl Destination {
+    /// Records a container left behind.
+    pub fn orphan(&mut self, container_id: Option<String>, children: Vec<String>, reason: impl Into<String>, at: OffsetDateTime) {
+        self.orphaned_containers.push(OrphanedContainer { container_id, children, reason: reason.into(), at });
+    }
+
+    /// Gives up the carousel items for fresh ones, because a carousel container that went
+    /// unanswered may hold them: they are recorded as left behind and the destination goes back
+    /// to QUEUED to make them again, then a new carousel container. Not an expiry, so the one
+    /// re-creation an expired container is allowed (`recreated`) stays available.
+    pub fn replace_children(&mut self, reason: &str, at: OffsetDateTime) -> Result<()> {
+        self.move_to(DestState::Queued, at, Some(format!("{reason}; making the carousel items again")))?;
+        let children = std::mem::take(&mut self.children);
+        let count = children.len();
+        for (i, child) in children.into_iter().enumerate() {
+            let why = format!("carousel item {} of {count}: a carousel container that went unanswered may hold it", i + 1);
+            self.orphan(Some(child), Vec::new(), why, at);
+        }
+        self.reset_containers();
+        Ok(())
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A post's overall state, derived from its destinations (never stored, so never stale).
@@ -781,6 +876,31 @@ mod tests {
             published.move_to(s, NOW, None).unwrap();
         }
         assert!(published.recreate("expired", NOW).is_err(), "a published destination keeps its media");
+    }
+
+    #[test]
+    fn replaced_carousel_items_are_left_behind_on_record_and_made_again() {
+        let mut d = destination();
+        d.move_to(DestState::Processing, NOW, None).unwrap();
+        d.children = vec!["K1".into(), "K2".into()];
+        d.children_ready = 2;
+        d.poll_attempt = 2;
+        d.orphan(None, d.children.clone(), "creating the carousel container: no answer in time", NOW);
+        d.replace_children("Instagram refused the carousel container", NOW).unwrap();
+        assert_eq!((d.state, d.children.len(), d.children_ready, d.poll_attempt, d.recreated), (DestState::Queued, 0, 0, 0, false));
+        let left: Vec<_> = d.orphaned_containers.iter().map(|o| o.container_id.as_deref()).collect();
+        assert_eq!(left, [None, Some("K1"), Some("K2")]);
+        assert_eq!(
+            d.history.last().unwrap().note.as_deref(),
+            Some("Instagram refused the carousel container; making the carousel items again")
+        );
+        let mut published = destination();
+        for s in [DestState::Processing, DestState::Ready, DestState::Publishing, DestState::Published] {
+            published.move_to(s, NOW, None).unwrap();
+        }
+        published.children = vec!["K1".into()];
+        assert!(published.replace_children("refused", NOW).is_err());
+        assert!(published.orphaned_containers.is_empty(), "a refused transition changes nothing");
     }
 
     // Resuming after re-auth and after a wait.

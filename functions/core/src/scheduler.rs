@@ -49,7 +49,7 @@ pub struct OneTimeSchedule {
 impl OneTimeSchedule {
     pub fn start(input: StartInput, at: OffsetDateTime) -> Self {
         OneTimeSchedule {
-            name: Self::start_name(&input.post_id, &input.account_id),
+            name: Self::start_name(&input.post_id, &input.account_id, at),
             at,
             target: ScheduleTarget::CreateContainer,
             input: serde_json::to_value(input).expect("plain struct"),
@@ -70,9 +70,12 @@ impl OneTimeSchedule {
         }
     }
 
-    /// Names, so that a schedule can be found again (to delete it) without its time.
-    pub fn start_name(post_id: &str, account_id: &str) -> String {
-        format!("start-{post_id}-{account_id}")
+    /// Names, so that a schedule can be found again to delete it. A start's name carries its
+    /// time: a reschedule creates the new one before deleting the old, and a start re-armed
+    /// while an older one is firing never collides with it (a conflict then always means "the
+    /// schedule we meant exists").
+    pub fn start_name(post_id: &str, account_id: &str, at: OffsetDateTime) -> String {
+        format!("start-{post_id}-{account_id}-{}", at.unix_timestamp())
     }
 
     pub fn retry_start_name(post_id: &str, account_id: &str, retry: u32) -> String {
@@ -195,6 +198,8 @@ impl Scheduler for EventBridgeScheduler {
 #[derive(Default)]
 pub struct MemoryScheduler {
     pub schedules: Mutex<Vec<OneTimeSchedule>>,
+    /// Deletes fail (as Scheduler may), to test what a failure half-way leaves.
+    pub fail_deletes: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
@@ -210,6 +215,9 @@ impl Scheduler for MemoryScheduler {
 
     async fn delete(&self, name: &str) -> Result<()> {
         check_name(name)?;
+        if self.fail_deletes.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Aws { service: "Scheduler DeleteSchedule", message: "InternalServerException".into() });
+        }
         self.schedules.lock().unwrap().retain(|s| s.name != name);
         Ok(())
     }
@@ -247,7 +255,7 @@ mod tests {
         let input = StartInput { post_id: "01KAB".into(), account_id: "1784".into() };
         scheduler.schedule_once(&OneTimeSchedule::start(input.clone(), datetime!(2026-11-23 10:00 UTC))).await.unwrap();
         scheduler.schedule_once(&OneTimeSchedule::retry_start(input, 1, datetime!(2026-11-23 10:00 UTC))).await.unwrap();
-        scheduler.delete(&OneTimeSchedule::start_name("01KAB", "1784")).await.unwrap();
+        scheduler.delete(&OneTimeSchedule::start_name("01KAB", "1784", datetime!(2026-11-23 10:00 UTC))).await.unwrap();
         let names: Vec<_> = scheduler.schedules.lock().unwrap().iter().map(|s| s.name.clone()).collect();
         assert_eq!(names, [OneTimeSchedule::retry_start_name("01KAB", "1784", 1)]);
         scheduler.delete("start-01KAB-1784").await.unwrap();

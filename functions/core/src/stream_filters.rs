@@ -2,9 +2,12 @@
 //! patterns (a test checks they match), and the local stack applies them to every record.
 
 /// create-container: a destination that became QUEUED (due) or SCHEDULED (to be scheduled).
-pub const CREATE_CONTAINER: [&str; 2] = [
+/// SCHEDULED → QUEUED (publish-due: "publish it now") is a change too, so each state has its own
+/// MODIFY pattern.
+pub const CREATE_CONTAINER: [&str; 3] = [
     r#"{"eventName":["INSERT"],"dynamodb":{"Keys":{"sk":{"S":[{"prefix":"DEST#"}]}},"NewImage":{"state":{"S":["QUEUED","SCHEDULED"]}}}}"#,
-    r#"{"eventName":["MODIFY"],"dynamodb":{"Keys":{"sk":{"S":[{"prefix":"DEST#"}]}},"NewImage":{"state":{"S":["QUEUED","SCHEDULED"]}},"OldImage":{"state":{"S":[{"anything-but":["QUEUED","SCHEDULED"]}]}}}}"#,
+    r#"{"eventName":["MODIFY"],"dynamodb":{"Keys":{"sk":{"S":[{"prefix":"DEST#"}]}},"NewImage":{"state":{"S":["QUEUED"]}},"OldImage":{"state":{"S":[{"anything-but":["QUEUED"]}]}}}}"#,
+    r#"{"eventName":["MODIFY"],"dynamodb":{"Keys":{"sk":{"S":[{"prefix":"DEST#"}]}},"NewImage":{"state":{"S":["SCHEDULED"]}},"OldImage":{"state":{"S":[{"anything-but":["SCHEDULED"]}]}}}}"#,
 ];
 
 /// publish: a destination whose container became READY.

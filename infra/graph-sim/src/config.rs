@@ -19,9 +19,13 @@ pub struct SimConfig {
     pub seed: u64,
     /// Share of Graph requests answered with HTTP 500, code 2, `is_transient: true`.
     pub error_rate: f64,
-    /// Share of Graph requests that hang for `timeout` and then answer 504.
+    /// Share of Graph requests carried out at once but answered only after `timeout` (the work
+    /// done, the answer late): a client with a shorter timeout gives up not knowing it happened.
     pub timeout_rate: f64,
-    /// How long a "timed out" request hangs.
+    /// Share of carousel container creations answered late in the same way, on top of
+    /// `timeout_rate`, so that a run surely meets retries whose children are already used.
+    pub carousel_timeout_rate: f64,
+    /// How late a "timed out" request is answered.
     pub timeout: Duration,
     /// Share of successful `media_publish` calls whose answer is lost: the post goes live but
     /// the client gets a 502 without a Graph body.
@@ -42,6 +46,7 @@ impl Default for SimConfig {
             seed: 1,
             error_rate: 0.0,
             timeout_rate: 0.0,
+            carousel_timeout_rate: 0.0,
             timeout: Duration::from_secs(30),
             lost_publish_rate: 0.0,
             account_calls_per_hour: 2000,
@@ -89,6 +94,9 @@ impl SimConfig {
         if let Some(v) = get("GRAPH_SIM_TIMEOUT_RATE") {
             config.timeout_rate = parse_rate("GRAPH_SIM_TIMEOUT_RATE", &v)?;
         }
+        if let Some(v) = get("GRAPH_SIM_CAROUSEL_TIMEOUT_RATE") {
+            config.carousel_timeout_rate = parse_rate("GRAPH_SIM_CAROUSEL_TIMEOUT_RATE", &v)?;
+        }
         if let Some(v) = get("GRAPH_SIM_TIMEOUT_MS") {
             config.timeout = Duration::from_millis(parse_int("GRAPH_SIM_TIMEOUT_MS", &v)?);
         }
@@ -106,6 +114,7 @@ impl SimConfig {
         let clamp = |r: f64| if r.is_nan() { 0.0 } else { r.clamp(0.0, 1.0) };
         self.error_rate = clamp(self.error_rate);
         self.timeout_rate = clamp(self.timeout_rate);
+        self.carousel_timeout_rate = clamp(self.carousel_timeout_rate);
         self.lost_publish_rate = clamp(self.lost_publish_rate);
         self
     }
@@ -160,6 +169,7 @@ mod tests {
             ("GRAPH_SIM_SEED", "42"),
             ("GRAPH_SIM_ERROR_RATE", "0.25"),
             ("GRAPH_SIM_TIMEOUT_RATE", "0.5"),
+            ("GRAPH_SIM_CAROUSEL_TIMEOUT_RATE", "0.3"),
             ("GRAPH_SIM_TIMEOUT_MS", "100"),
             ("GRAPH_SIM_LOST_PUBLISH_RATE", "1"),
             ("GRAPH_SIM_ACCOUNT_CALLS_PER_HOUR", "10"),
@@ -172,6 +182,7 @@ mod tests {
         assert_eq!(config.seed, 42);
         assert_eq!(config.error_rate, 0.25);
         assert_eq!(config.timeout_rate, 0.5);
+        assert_eq!(config.carousel_timeout_rate, 0.3);
         assert_eq!(config.timeout, Duration::from_millis(100));
         assert_eq!(config.lost_publish_rate, 1.0);
         assert_eq!(config.account_calls_per_hour, 10);

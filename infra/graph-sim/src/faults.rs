@@ -1,5 +1,5 @@
-//! Fault injection: seeded coin flips deciding which Graph requests fail, hang, or lose their
-//! answer. Every decision draws from `State::fault_rng`, so a given seed and request order
+//! Fault injection: seeded coin flips deciding which Graph requests fail, are answered late
+//! (after the work was done), or lose their answer. Every decision draws from `State::fault_rng`, so a given seed and request order
 //! reproduce the same faults.
 
 use rand::Rng;
@@ -8,7 +8,8 @@ use crate::state::State;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Fault {
-    /// Hang for `config.timeout`, then answer 504 without a Graph body.
+    /// Carry the request out, then send its answer only after `config.timeout`: a client that
+    /// gave up earlier does not know that the work was done.
     Timeout,
     /// Answer HTTP 500 with Graph error code 2.
     ServerError,
@@ -30,6 +31,16 @@ impl State {
             return Some(Fault::ServerError);
         }
         None
+    }
+
+    /// Decides whether a carousel container that was just made is answered late: the test
+    /// hook's count first, then `carousel_timeout_rate`.
+    pub fn late_carousel_creation(&mut self) -> bool {
+        if self.carousel_creations_to_answer_late > 0 {
+            self.carousel_creations_to_answer_late -= 1;
+            return true;
+        }
+        self.roll(self.config.carousel_timeout_rate)
     }
 
     /// Decides whether the answer to a publish that went through is lost on the way back.

@@ -403,7 +403,13 @@ impl State {
             delay,
             error_status,
             published_media_id: None,
+            carousel_id: None,
         });
+        for child in self.container(&id).map(|c| c.children.clone()).unwrap_or_default() {
+            if let Some(child) = self.container_mut(&child) {
+                child.carousel_id = Some(id.clone());
+            }
+        }
         Ok(json!({ "id": id }))
     }
 
@@ -431,6 +437,14 @@ impl State {
             if child.published_media_id.is_some() {
                 return Err(GraphError::invalid_parameter(format!(
                     "Carousel item {child_id} was already published."
+                )));
+            }
+            // A child belongs to one carousel only (what an independent Graph fake does; Meta
+            // documents neither way), so a client retrying an unanswered carousel creation
+            // with the same children is refused.
+            if child.carousel_id.is_some() {
+                return Err(GraphError::invalid_parameter(format!(
+                    "Invalid children: {child_id} is not an unused carousel item container of this account"
                 )));
             }
         }

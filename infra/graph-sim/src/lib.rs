@@ -1,9 +1,10 @@
 //! A simulator of the Instagram Graph API content-publishing endpoints, for tests and for the
 //! local stack as a stand-in for `graph.instagram.com`. It follows
 //! `shared/reference/instagram-graph-api.md` (§2–5): containers that process over time and
-//! expire, `media_publish` with its error codes and rolling quota, usage headers with the
-//! Business Use Case limit, Meta's error body shape, plus seeded fault injection (5xx, hangs,
-//! lost publish answers) and `/_sim/*` hooks to inspect what a client did.
+//! expire, carousel items that belong to one carousel only, `media_publish` with its error
+//! codes and rolling quota, usage headers with the Business Use Case limit, Meta's error body
+//! shape, plus seeded fault injection (5xx, answers sent late after the work was done, lost
+//! publish answers) and `/_sim/*` hooks to inspect what a client did.
 
 mod config;
 mod error;
@@ -76,6 +77,8 @@ pub struct ContainerInfo {
     pub children: Vec<String>,
     pub caption: Option<String>,
     pub media_urls: Vec<String>,
+    /// A carousel item: the carousel container that holds it.
+    pub carousel_id: Option<String>,
 }
 
 impl GraphSim {
@@ -145,6 +148,23 @@ impl GraphSim {
     /// How many times `media_publish` was called for a container that was already published.
     pub fn duplicate_publish_attempts(&self) -> u64 {
         self.lock().duplicate_publish_attempts
+    }
+
+    /// Requests carried out but answered only after the configured timeout.
+    pub fn late_answers(&self) -> u64 {
+        self.lock().late_answers
+    }
+
+    /// Carousel container creations among [`GraphSim::late_answers`]: made, answered late.
+    pub fn late_carousel_creations(&self) -> u64 {
+        self.lock().late_carousel_creations
+    }
+
+    /// The next `count` carousel container creations are carried out and answered only after
+    /// the configured timeout, whatever the rates (a client with a shorter timeout gives up
+    /// not knowing that the carousel exists).
+    pub fn answer_carousel_creations_late(&self, count: u32) {
+        self.lock().carousel_creations_to_answer_late = count;
     }
 
     /// Publishes by this account in the rolling 24 h window (what `quota_usage` reports).

@@ -38,11 +38,12 @@ pub(crate) fn router(sim: GraphSim) -> Router {
         .with_state(sim)
 }
 
-/// What to send for a Graph request; hanging needs an `.await`, so it is decided under the lock
+/// What to send for a Graph request; waiting needs an `.await`, so it is decided under the lock
 /// and carried out after releasing it.
 enum Answer {
     Now(Response),
-    HangThen504(Duration),
+    /// The request was carried out; its answer goes out only after this long.
+    Late(Duration, Response),
 }
 
 async fn graph(
@@ -54,9 +55,9 @@ async fn graph(
 ) -> Response {
     let response = match answer_graph(&sim, &method, &uri, &headers, &body) {
         Answer::Now(response) => response,
-        Answer::HangThen504(timeout) => {
-            tokio::time::sleep(timeout).await;
-            gateway_error(StatusCode::GATEWAY_TIMEOUT)
+        Answer::Late(wait, response) => {
+            tokio::time::sleep(wait).await;
+            response
         }
     };
     // Path only: the query may carry a token.
@@ -91,8 +92,10 @@ fn answer_graph(
     };
     // Before the body is parsed, only the header can name the caller (for `/me`).
     let header_token = access_token(headers, None);
+    let mut late = false;
     match state.roll_request_fault() {
-        Some(Fault::Timeout) => return Answer::HangThen504(state.config.timeout),
+        // Done now, answered late: the client that gave up does not know it happened.
+        Some(Fault::Timeout) => late = true,
         Some(Fault::ServerError) => {
             let account = state.account_for_path(&path, header_token.as_deref());
             return Answer::Now(graph_error(
@@ -114,11 +117,26 @@ fn answer_graph(
     let token = access_token(headers, Some(&params));
     let outcome = state.handle(now, wall, method, &path, &params, token.as_deref());
     let account = outcome.account.as_deref();
-    Answer::Now(match outcome.reply {
+    let made_carousel = *method == Method::POST
+        && path.edge.as_deref() == Some("media")
+        && params.get("media_type").is_some_and(|t| t.eq_ignore_ascii_case("CAROUSEL"))
+        && matches!(outcome.reply, Reply::Json(_));
+    if made_carousel && state.late_carousel_creation() {
+        late = true;
+    }
+    let response = match outcome.reply {
         Reply::Json(value) => graph_json(&mut state, StatusCode::OK, &value, account, now),
         Reply::Error(err) => graph_error(&mut state, err, account, now),
         Reply::LostAnswer => gateway_error(StatusCode::BAD_GATEWAY),
-    })
+    };
+    if !late {
+        return Answer::Now(response);
+    }
+    state.late_answers += 1;
+    if made_carousel {
+        state.late_carousel_creations += 1;
+    }
+    Answer::Late(state.config.timeout, response)
 }
 
 fn graph_error(
@@ -262,6 +280,8 @@ async fn sim_stats(AxumState(sim): AxumState<GraphSim>) -> Response {
         "comments": state.comments.len(),
         "requests": state.requests.len(),
         "duplicate_publish_attempts": state.duplicate_publish_attempts,
+        "late_answers": state.late_answers,
+        "late_carousel_creations": state.late_carousel_creations,
     }))
     .into_response()
 }

@@ -82,6 +82,8 @@ pub(crate) struct Container {
     pub error_status: Option<String>,
     /// Set when published (for carousel children: when their parent was published).
     pub published_media_id: Option<String>,
+    /// A carousel item: the carousel container that holds it (a child belongs to one only).
+    pub carousel_id: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -117,6 +119,12 @@ pub(crate) struct State {
     /// All Graph calls in the last hour (app usage).
     app_calls: VecDeque<Instant>,
     pub duplicate_publish_attempts: u64,
+    /// Requests carried out but answered only after `config.timeout`, and how many of them
+    /// created a carousel container.
+    pub late_answers: u64,
+    pub late_carousel_creations: u64,
+    /// Carousel container creations still to be answered late, whatever the rates (a test hook).
+    pub carousel_creations_to_answer_late: u32,
     /// Drives fault injection only, so faults follow the seed independently of content.
     pub fault_rng: StdRng,
     /// Drives shortcodes and fbtrace ids.
@@ -140,6 +148,9 @@ impl State {
             account_calls: HashMap::new(),
             app_calls: VecDeque::new(),
             duplicate_publish_attempts: 0,
+            late_answers: 0,
+            late_carousel_creations: 0,
+            carousel_creations_to_answer_late: 0,
             fault_rng: StdRng::seed_from_u64(seed),
             content_rng: StdRng::seed_from_u64(seed ^ 0x5EED_C0DE_5EED_C0DE),
         }
@@ -233,6 +244,7 @@ impl State {
             children: container.children.clone(),
             caption: container.caption.clone(),
             media_urls: container.media_urls.clone(),
+            carousel_id: container.carousel_id.clone(),
         }
     }
 

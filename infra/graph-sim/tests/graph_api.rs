@@ -745,18 +745,101 @@ async fn injected_errors_and_timeouts() {
         .unwrap();
     assert_eq!(hooks.status(), StatusCode::OK);
 
+    // A 5xx is a request that did nothing.
+    assert_graph_error(
+        api.post(&format!("{ACCOUNT}/media"), &[("image_url", IMAGE)])
+            .await,
+        2,
+        None,
+    )
+    .await;
+    assert!(api.sim.containers().is_empty());
+
+    // A "timeout" is a request carried out at once and answered late.
     let config = SimConfig {
         timeout_rate: 1.0,
-        timeout: Duration::from_millis(100),
+        timeout: Duration::from_millis(300),
         ..instant()
     };
     let api = Api::start(config).await;
     let started = std::time::Instant::now();
-    let response = api
-        .get(&format!("{ACCOUNT}/content_publishing_limit"))
+    let impatient = api
+        .http
+        .post(api.url(&format!("{ACCOUNT}/media")))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_urlencoded::Serializer::new(String::new()).append_pair("image_url", IMAGE).finish())
+        .timeout(Duration::from_millis(100))
+        .send()
         .await;
-    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
-    assert!(started.elapsed() >= Duration::from_millis(100));
+    assert!(impatient.unwrap_err().is_timeout());
+    assert_eq!(api.sim.containers().len(), 1, "the work was done");
+    let (status, body) = json_of(api.get(&format!("{ACCOUNT}/content_publishing_limit")).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(started.elapsed() >= Duration::from_millis(400), "both answers came late");
+    assert_eq!(api.sim.late_answers(), 2);
+}
+
+#[tokio::test]
+async fn a_carousel_item_belongs_to_one_carousel_only() {
+    let api = Api::start(instant()).await;
+    let media = format!("{ACCOUNT}/media");
+    let child = || api.create(&[("image_url", IMAGE), ("is_carousel_item", "true")]);
+    let (a, b, c) = (child().await, child().await, child().await);
+    let first = api
+        .create(&[("media_type", "CAROUSEL"), ("children", &format!("{a},{b}"))])
+        .await;
+    let info = |id: &str| api.sim.containers().into_iter().find(|c| c.id == id).unwrap();
+    assert_eq!(info(&a).carousel_id.as_deref(), Some(first.as_str()));
+    // The same children again (a client retrying an unanswered creation), or one of them with
+    // a fresh one, are refused: 100 without a subcode, naming the child.
+    for (children, used) in [(format!("{a},{b}"), &a), (format!("{c},{b}"), &b)] {
+        let body = assert_graph_error(
+            api.post(&media, &[("media_type", "CAROUSEL"), ("children", &children)])
+                .await,
+            100,
+            None,
+        )
+        .await;
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&format!("{used} is not an unused carousel item container")), "{message}");
+    }
+    assert_eq!(info(&c).carousel_id, None, "a refused carousel takes nothing");
+    let d = child().await;
+    api.create(&[("media_type", "CAROUSEL"), ("children", &format!("{c},{d}"))])
+        .await;
+}
+
+#[tokio::test]
+async fn carousel_creations_can_be_answered_late_by_rate_or_on_request() {
+    let api = Api::start(SimConfig { timeout: Duration::from_millis(200), ..instant() }).await;
+    let (a, b) = (
+        api.create(&[("image_url", IMAGE), ("is_carousel_item", "true")]).await,
+        api.create(&[("image_url", IMAGE), ("is_carousel_item", "true")]).await,
+    );
+    api.sim.answer_carousel_creations_late(1);
+    let started = std::time::Instant::now();
+    let parent = api
+        .create(&[("media_type", "CAROUSEL"), ("children", &format!("{a},{b}"))])
+        .await;
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!((api.sim.late_answers(), api.sim.late_carousel_creations()), (1, 1));
+    assert!(api.sim.containers().iter().any(|c| c.id == parent));
+    // Only carousel containers, and only as many as asked.
+    let started = std::time::Instant::now();
+    api.create(&[("image_url", IMAGE)]).await;
+    assert!(started.elapsed() < Duration::from_millis(200));
+    assert_eq!(api.sim.late_carousel_creations(), 1);
+
+    let api = Api::start(SimConfig { carousel_timeout_rate: 1.0, timeout: Duration::from_millis(100), ..instant() }).await;
+    let (a, b) = (
+        api.create(&[("image_url", IMAGE), ("is_carousel_item", "true")]).await,
+        api.create(&[("image_url", IMAGE), ("is_carousel_item", "true")]).await,
+    );
+    assert_eq!(api.sim.late_answers(), 0, "children are answered at once");
+    api.create(&[("media_type", "CAROUSEL"), ("children", &format!("{a},{b}"))])
+        .await;
+    assert_eq!(api.sim.late_carousel_creations(), 1);
 }
 
 #[tokio::test]

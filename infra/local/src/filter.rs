@@ -61,6 +61,9 @@ mod tests {
         assert!(!any(&CREATE_CONTAINER, &record("INSERT", "META", "QUEUED", None)));
         assert!(!any(&CREATE_CONTAINER, &record("MODIFY", "DEST#1", "QUEUED", Some("QUEUED"))));
         assert!(any(&CREATE_CONTAINER, &record("MODIFY", "DEST#1", "QUEUED", Some("FAILED"))));
+        // publish-due: a scheduled post is started now, not at its old time.
+        assert!(any(&CREATE_CONTAINER, &record("MODIFY", "DEST#1", "QUEUED", Some("SCHEDULED"))));
+        assert!(!any(&CREATE_CONTAINER, &record("MODIFY", "DEST#1", "SCHEDULED", Some("SCHEDULED"))));
         assert!(!any(&CREATE_CONTAINER, &record("MODIFY", "DEST#1", "PROCESSING", Some("QUEUED"))));
         assert!(any(&PUBLISH, &record("MODIFY", "DEST#1", "READY", Some("PROCESSING"))));
         assert!(!any(&PUBLISH, &record("MODIFY", "DEST#1", "READY", Some("READY"))));

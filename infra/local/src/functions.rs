@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use instapipe_core::deps::{AwsClients, Notify, Pipeline, TokenRefresh};
+use instapipe_core::deps::{AwsClients, Notify, Pipeline, Sweep, TokenRefresh};
 use instapipe_core::functions::{self as table, Function as _, invoke, start_with};
 use serde_json::Value;
 
@@ -19,6 +19,7 @@ pub enum Function {
     Publish,
     RefreshTokens,
     Notify,
+    Sweep,
 }
 
 impl Function {
@@ -30,6 +31,7 @@ impl Function {
             Function::Publish => table::Publish::TIMEOUT,
             Function::RefreshTokens => table::RefreshTokens::TIMEOUT,
             Function::Notify => table::Notify::TIMEOUT,
+            Function::Sweep => table::Sweep::TIMEOUT,
         }
     }
 
@@ -40,6 +42,7 @@ impl Function {
             Function::Publish => table::Publish::NAME,
             Function::RefreshTokens => table::RefreshTokens::NAME,
             Function::Notify => table::Notify::NAME,
+            Function::Sweep => table::Sweep::NAME,
         }
     }
 }
@@ -59,6 +62,7 @@ pub struct Functions {
     publish: Pipeline,
     refresh_tokens: TokenRefresh,
     notify: Notify,
+    sweep: Sweep,
     usage: Mutex<HashMap<Function, Usage>>,
     /// Invocations started, per function (started − finished = still running).
     started: Mutex<HashMap<Function, u64>>,
@@ -74,6 +78,7 @@ impl Functions {
             publish: start_with::<table::Publish>(clients, lookup).await.map_err(refused(Function::Publish))?,
             refresh_tokens: start_with::<table::RefreshTokens>(clients, lookup).await.map_err(refused(Function::RefreshTokens))?,
             notify: start_with::<table::Notify>(clients, lookup).await.map_err(refused(Function::Notify))?,
+            sweep: start_with::<table::Sweep>(clients, lookup).await.map_err(refused(Function::Sweep))?,
             usage: Mutex::new(HashMap::new()),
             started: Mutex::new(HashMap::new()),
         })
@@ -105,6 +110,7 @@ impl Functions {
             Function::Publish => invoke::<table::Publish>(&self.publish, payload).await,
             Function::RefreshTokens => invoke::<table::RefreshTokens>(&self.refresh_tokens, payload).await,
             Function::Notify => invoke::<table::Notify>(&self.notify, payload).await,
+            Function::Sweep => invoke::<table::Sweep>(&self.sweep, payload).await,
         }
     }
 

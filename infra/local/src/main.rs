@@ -17,7 +17,7 @@ async fn main() {
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).compact().init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        None | Some("run") => run().await,
+        None | Some("run") => run_until_stopped().await,
         Some("send") => send(args.get(1).map(String::as_str)).await,
         Some(other) => Err(format!("unknown command {other:?}; use `run` or `send [FILE]`")),
     };
@@ -25,6 +25,38 @@ async fn main() {
         eprintln!("error: {err}");
         std::process::exit(1);
     }
+}
+
+/// Runs the stack until SIGTERM, SIGINT or SIGHUP (a process manager, an IDE's stop button, `kill`,
+/// Ctrl-C, a closed terminal), then stops it: dropping `run`'s future drops the stack, whose
+/// services then stop (see `services.rs`; they also stop by themselves if this process is killed).
+async fn run_until_stopped() -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut stop_signals = Vec::new();
+    for (kind, name) in [(SignalKind::terminate(), "SIGTERM"), (SignalKind::interrupt(), "SIGINT"), (SignalKind::hangup(), "SIGHUP")] {
+        stop_signals.push((signal(kind).map_err(|e| format!("cannot handle {name}: {e}"))?, name));
+    }
+    let stopped = first_signal(stop_signals);
+    tokio::select! {
+        result = run() => result,
+        name = stopped => {
+            eprintln!("\n{name}: stopping the local stack ...");
+            Ok(())
+        }
+    }
+}
+
+/// The name of the first of `signals` to arrive.
+async fn first_signal(mut signals: Vec<(tokio::signal::unix::Signal, &'static str)>) -> &'static str {
+    std::future::poll_fn(|cx| {
+        for (signal, name) in &mut signals {
+            if signal.poll_recv(cx).is_ready() {
+                return std::task::Poll::Ready(*name);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 async fn run() -> Result<(), String> {
@@ -38,6 +70,9 @@ async fn run() -> Result<(), String> {
     println!("  Graph API        {}{}", stack.graph_base_url, if stack.sim.is_some() { " (simulator)" } else { "" });
     stack.add_account(&settings.demo_account, &settings.demo_token).await?;
     println!("  account          {} registered, token stored in Secrets Manager", settings.demo_account);
+    // The local stack's endpoints and names (its AWS credentials are moto's fixed test values),
+    // for the CLI's --local / --env-file, from now until the stack stops.
+    let env_file = CliEnvFile::write(&settings, &stack.cli_env())?;
 
     let now = time::OffsetDateTime::now_utc();
     let body = serde_json::json!({
@@ -96,24 +131,65 @@ async fn run() -> Result<(), String> {
     let key = if settings.api_key == instapipe_local::settings::DEMO_API_KEY { settings.api_key.as_str() } else { "$INSTAPIPE_API_KEY" };
     println!("Posts API (contract at {}/openapi.yaml):", stack.base_url);
     println!("  curl -s '{}?limit=5' -H \"Authorization: Bearer {key}\"\n", stack.posts_url());
-    // The local stack's endpoints and names; its AWS credentials are moto's fixed test values.
-    let cli_env: Vec<String> = stack.cli_env().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-    println!("Operator CLI against this stack (README, \"Operator CLI\"):");
-    println!("  export {}", cli_env.join(" "));
-    println!("  cargo run -q -p instapipe-cli -- posts list\n");
+    println!("Operator CLI against this stack (README, \"Operator CLI\"; its settings are in {}):", env_file.shown);
+    println!("  cargo run -q -p instapipe-cli -- {} posts list\n", env_file.cli_option);
     println!("State changes of every post follow. Press Ctrl-C to stop.");
-    let watch = async {
-        loop {
-            match stack.all_destinations().await {
-                Ok(dests) => print_changes(&dests, &mut seen, started),
-                Err(err) => eprintln!("cannot read the table: {err}"),
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+    loop {
+        match stack.all_destinations().await {
+            Ok(dests) => print_changes(&dests, &mut seen, started),
+            Err(err) => eprintln!("cannot read the table: {err}"),
         }
-    };
-    tokio::select! {
-        _ = watch => Ok(()),
-        signal = tokio::signal::ctrl_c() => signal.map_err(|e| e.to_string()),
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `.instapipe/local.env` (or `INSTAPIPE_ENV_FILE`): the CLI's environment for this stack, in
+/// `KEY=value` lines. Removed when the stack stops (a stale one would point at closed ports).
+struct CliEnvFile {
+    path: std::path::PathBuf,
+    /// The path as the banner shows it: relative to the project root when it is inside.
+    shown: String,
+    /// What tells the CLI to read it: `--local` for the default place, else `--env-file PATH`.
+    cli_option: String,
+}
+
+impl CliEnvFile {
+    fn write(settings: &Settings, vars: &[(&str, String)]) -> Result<CliEnvFile, String> {
+        let default = settings.root.join(".instapipe/local.env");
+        let given = std::env::var_os("INSTAPIPE_ENV_FILE").filter(|p| !p.is_empty()).map(std::path::PathBuf::from);
+        let is_default = given.is_none();
+        let path = given.unwrap_or(default);
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        // Absolute, so the path the file and the banner show works from any directory.
+        let path = match (dir.canonicalize(), path.file_name()) {
+            (Ok(dir), Some(name)) => dir.join(name),
+            _ => path,
+        };
+        let mut text = format!(
+            "# The operator CLI's settings for the local stack of instapipe-local (pid {}), removed when it stops.\n\
+             # cargo run -q -p instapipe-cli -- --env-file {} posts list\n",
+            std::process::id(),
+            path.display()
+        );
+        for (name, value) in vars {
+            text.push_str(&format!("{name}={value}\n"));
+        }
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let root = settings.root.canonicalize().unwrap_or_else(|_| settings.root.clone());
+        let shown = path.strip_prefix(&root).map_or_else(|_| path.display().to_string(), |p| p.display().to_string());
+        let cli_option = if is_default { "--local".to_string() } else { format!("--env-file {}", path.display()) };
+        Ok(CliEnvFile { path, shown, cli_option })
+    }
+}
+
+impl Drop for CliEnvFile {
+    fn drop(&mut self) {
+        // Only while it is still this stack's (another stack may have written the same file since).
+        let ours = format!("(pid {})", std::process::id());
+        if std::fs::read_to_string(&self.path).is_ok_and(|text| text.lines().next().is_some_and(|l| l.contains(&ours))) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -28,6 +28,8 @@ const HANDLER_DEFAULTS: &[(&str, &str)] = &[
     ("POLL_VIDEO_DEADLINE_SECS", "180"),
     ("POLL_QUOTA_RECHECK_SECS", "5"),
     ("MEDIA_CHECK", "off"),
+    // The watchdog restarts what nothing moved 30 s after it was due (the local waits are seconds).
+    ("WATCHDOG_GRACE_SECS", "30"),
 ];
 
 #[derive(Clone)]
@@ -61,6 +63,9 @@ pub struct Settings {
     /// `INSTAPIPE_AWS_THROTTLE_RATE`, `_ERROR_RATE`, `_SLOW_RATE`, `_SLOW_MS`, `INSTAPIPE_AWS_FAULT_SEED`:
     /// seeded AWS faults on the functions' DynamoDB, Scheduler and Secrets Manager calls.
     pub aws_faults: AwsFaults,
+    /// `INSTAPIPE_SWEEP_EVERY_SECS` (10; 0: never): how often the stack runs the watchdog, as
+    /// its schedule does every five minutes in AWS.
+    pub sweep_every: std::time::Duration,
 }
 
 pub const DEMO_SECRET: &str = "whsec_bG9jYWwtZGVtby1zZWNyZXQtZm9yLWluc3RhcGlwZQ==";
@@ -94,7 +99,7 @@ impl Settings {
         let mut handler_vars: HashMap<String, String> = std::env::vars()
             .filter(|(k, _)| {
                 HANDLER_DEFAULTS.iter().any(|(d, _)| d == k)
-                    || ["POLL_", "GRAPH_API_", "STATUS_WEBHOOK_", "TOKEN_REFRESH_"].iter().any(|p| k.starts_with(p))
+                    || ["POLL_", "GRAPH_API_", "STATUS_WEBHOOK_", "TOKEN_REFRESH_", "WATCHDOG_"].iter().any(|p| k.starts_with(p))
             })
             .collect();
         // The routed sources' variables (routing, Contentful's Delivery API) pass through too.
@@ -124,6 +129,9 @@ impl Settings {
             },
             duplicate_seed: var("INSTAPIPE_DUPLICATE_SEED").map_or(Ok(1), |v| v.parse().map_err(|_| "INSTAPIPE_DUPLICATE_SEED must be an integer"))?,
             aws_faults: AwsFaults::from_env()?,
+            sweep_every: std::time::Duration::from_secs(
+                var("INSTAPIPE_SWEEP_EVERY_SECS").map_or(Ok(10), |v| v.parse().map_err(|_| "INSTAPIPE_SWEEP_EVERY_SECS must be a whole number of seconds"))?,
+            ),
         })
     }
 
@@ -145,6 +153,7 @@ impl Settings {
             duplicate_rate: 0.0,
             duplicate_seed: 1,
             aws_faults: AwsFaults::off(),
+            sweep_every: std::time::Duration::from_secs(2),
         }
     }
 

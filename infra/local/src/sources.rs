@@ -1,11 +1,12 @@
 //! The routed sources on the local stack: their signing secrets (`INSTAPIPE_*_SECRET`) and a
-//! demo routing that sends the shared fixtures' shop, space, site and EventBridge source to the
-//! demo account.
+//! demo routing that sends the signed samples' shop, space, site and EventBridge source (those
+//! of instapipe-test-support) to the demo account.
 
 use serde_json::json;
 
-/// Signing secrets of the routed sources. The defaults are the test-only secrets of
-/// shared/fixtures/webhooks, so its samples (re-signed with the current time) work as they are.
+/// Signing secrets of the routed sources. The defaults are fixed demo secrets of the local stack
+/// (like [`DEMO_SECRET`](crate::settings::DEMO_SECRET)); a test that sends the signed samples as
+/// they are sets the samples' own secrets.
 #[derive(Clone, Debug)]
 pub struct SourceSecrets {
     /// `INSTAPIPE_SHOPIFY_SECRET`: the Shopify app's client secret.
@@ -18,13 +19,20 @@ pub struct SourceSecrets {
     pub wordpress: String,
 }
 
+/// Shopify signing secret unless `INSTAPIPE_SHOPIFY_SECRET` gives another.
+pub const DEMO_SHOPIFY_SECRET: &str = "local-demo-shopify-secret";
+/// Contentful signing secret (64 characters) unless `INSTAPIPE_CONTENTFUL_SECRET` gives another.
+pub const DEMO_CONTENTFUL_SECRET: &str = "local-demo-contentful-signing-secret-0123456789abcdef0123456789a";
+/// WordPress (Standard Webhooks) secret unless `INSTAPIPE_WORDPRESS_SECRET` gives another.
+pub const DEMO_WORDPRESS_SECRET: &str = "whsec_bG9jYWwtZGVtby13b3JkcHJlc3Mtc2lnbmluZy1rZXk=";
+
 impl Default for SourceSecrets {
     fn default() -> Self {
         SourceSecrets {
-            shopify: "test-secret".into(),
-            contentful: "test-secret-contentful-webhooks-0123456789abcdef0123456789abcdef".into(),
+            shopify: DEMO_SHOPIFY_SECRET.into(),
+            contentful: DEMO_CONTENTFUL_SECRET.into(),
             contentful_delivery_token: "local-contentful-delivery-token".into(),
-            wordpress: "whsec_dGVzdC1zZWNyZXQtc3RhbmRhcmQtd2ViaG9va3MtMDE=".into(),
+            wordpress: DEMO_WORDPRESS_SECRET.into(),
         }
     }
 }
@@ -42,13 +50,13 @@ impl SourceSecrets {
     }
 }
 
-/// `ROUTING_CONFIG` unless the environment gives one: the fixtures' sources, to `account`.
+/// `ROUTING_CONFIG` unless the environment gives one: the signed samples' sources, to `account`.
 pub fn demo_routing(account: &str) -> String {
     json!({"routes": [
-        {"source": "shopify", "shop": "example-store.myshopify.com", "accounts": [account]},
-        {"source": "contentful", "space": "exmpl0space1", "content_type": "socialPost", "accounts": [account],
+        {"source": "shopify", "shop": "demo-pier-goods.myshopify.com", "accounts": [account]},
+        {"source": "contentful", "space": "demo0space7", "content_type": "instagramPost", "accounts": [account],
          "fields": {"media": ["heroImage", "gallery"], "publish_at": "publishAt"}},
-        {"source": "wordpress", "site": "https://blog.example.com/", "accounts": [account]},
+        {"source": "wordpress", "site": "https://news.example.org/", "accounts": [account]},
         {"source": "eventbridge", "event_source": "com.example.cms-bridge", "accounts": [account]},
     ]})
     .to_string()

@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::fault_proxy::AwsFaultProxies;
 use crate::functions::{Function, Functions};
-use crate::services::{self, Service};
+use crate::services::{self, Services};
 use crate::settings::Settings;
 use crate::stream::Mapping;
 use crate::{http_server, schedules, stream};
@@ -49,7 +49,7 @@ pub struct LocalStack {
     /// The fault proxies the functions' AWS calls go through, when `settings.aws_faults` is on.
     pub aws_faults: Option<AwsFaultProxies>,
     tasks: Vec<JoinHandle<()>>,
-    _services: Vec<Service>,
+    _services: Services,
 }
 
 impl Drop for LocalStack {
@@ -96,29 +96,38 @@ impl LocalStack {
         let (root, ddb_port, moto_port) = (settings.root.clone(), settings.dynamodb_port, settings.moto_port);
         let (dir1, dir2) = (log_dir.clone(), log_dir.clone());
         let root2 = root.clone();
+        // Before anything starts, so that nothing is left when the stack stops or dies.
+        let mut children = Services::start()?;
+        let group = children.group();
         let (dynamodb, moto) = tokio::join!(
-            tokio::task::spawn_blocking(move || services::start_dynamodb(&root, ddb_port, &dir1)),
-            tokio::task::spawn_blocking(move || services::start_moto(&root2, moto_port, &dir2)),
+            tokio::task::spawn_blocking(move || services::start_dynamodb(&root, ddb_port, &dir1, group)),
+            tokio::task::spawn_blocking(move || services::start_moto(&root2, moto_port, &dir2, group)),
         );
         let dynamodb = dynamodb.map_err(|e| e.to_string())??;
         let moto = moto.map_err(|e| e.to_string())??;
+        let (dynamodb_url, moto_url) = (dynamodb.url.clone(), moto.url.clone());
+        children.add(dynamodb);
+        children.add(moto);
 
         let sdk = local_sdk_config();
-        let clients = aws_clients(&sdk, &dynamodb.url, &moto.url);
+        let clients = aws_clients(&sdk, &dynamodb_url, &moto_url);
         // With AWS faults on, the functions' calls go through the fault proxies; the stack's own
         // setup, runners and assertions talk to the services directly.
-        let aws_faults = AwsFaultProxies::start(settings.aws_faults, &dynamodb.url, &moto.url).await?;
+        let aws_faults = AwsFaultProxies::start(settings.aws_faults, &dynamodb_url, &moto_url).await?;
         let function_clients = match &aws_faults {
             Some(proxies) => aws_clients(&sdk, &proxies.dynamodb.url(), &proxies.moto.url()),
             None => clients.clone(),
         };
         let streams = aws_sdk_dynamodbstreams::Client::from_conf(
-            aws_sdk_dynamodbstreams::config::Builder::from(&sdk).endpoint_url(&dynamodb.url).build(),
+            aws_sdk_dynamodbstreams::config::Builder::from(&sdk).endpoint_url(&dynamodb_url).build(),
         );
 
         let (sim, graph_base_url) = match &settings.graph_api_base_url {
             Some(url) => (None, url.trim_end_matches('/').to_string()),
             None => {
+                if settings.graph_sim_port != 0 {
+                    services::ensure_port_free(settings.graph_sim_port, "Graph API simulator", "GRAPH_SIM_PORT")?;
+                }
                 let (sim, url) = graph_sim::spawn(sim_config, settings.graph_sim_port)
                     .await
                     .map_err(|e| format!("cannot start the Graph API simulator: {e}"))?;
@@ -162,7 +171,10 @@ impl LocalStack {
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", settings.http_port))
             .await
-            .map_err(|e| format!("cannot listen on port {}: {e}", settings.http_port))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AddrInUse => services::port_taken(settings.http_port, "ingest-webhook", "INSTAPIPE_PORT"),
+                _ => format!("cannot listen on port {}: {e}", settings.http_port),
+            })?;
         let base_url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
         let tasks = vec![
             tokio::spawn(stream::run_with(streams, stream_arn, mappings, functions.clone(), duplicator(&settings, 0))),
@@ -176,6 +188,7 @@ impl LocalStack {
             tokio::spawn(async move {
                 let _ = axum::serve(listener, http_server::router(ingest_webhook)).await;
             }),
+            tokio::spawn(run_sweep(functions.clone(), settings.sweep_every)),
         ];
         Ok(LocalStack {
             store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), config.table_name())),
@@ -187,11 +200,11 @@ impl LocalStack {
             clients,
             functions,
             ingest_event,
-            dynamodb_url: dynamodb.url.clone(),
-            moto_url: moto.url.clone(),
+            dynamodb_url,
+            moto_url,
             aws_faults,
             tasks,
-            _services: vec![dynamodb, moto],
+            _services: children,
         })
     }
 
@@ -344,6 +357,14 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
         .attribute_definitions(attribute("updated_at").map_err(err("updated_at"))?)
         .global_secondary_indexes(index(indexes::BY_ACCOUNT, "account_id", "created_at")?)
         .global_secondary_indexes(index(indexes::BY_STATE, "state", "updated_at")?)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(indexes::DUE_AT)
+                .attribute_type(ScalarAttributeType::N)
+                .build()
+                .map_err(err(indexes::DUE_AT))?,
+        )
+        .global_secondary_indexes(index(indexes::BY_DUE, "state", indexes::DUE_AT)?)
         .billing_mode(BillingMode::PayPerRequest)
         .stream_specification(
             StreamSpecification::builder()
@@ -378,4 +399,19 @@ fn index(name: &str, hash: &str, range: &str) -> Result<GlobalSecondaryIndex, St
         .projection(Projection::builder().projection_type(ProjectionType::All).build())
         .build()
         .map_err(err("index"))
+}
+
+/// The watchdog's schedule: the sweep function every `every` (never when zero).
+async fn run_sweep(functions: Arc<Functions>, every: std::time::Duration) {
+    if every.is_zero() {
+        return;
+    }
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(err) = functions.invoke(Function::Sweep, serde_json::json!({})).await {
+            tracing::warn!(%err, "the sweep failed; the next run tries again");
+        }
+    }
 }

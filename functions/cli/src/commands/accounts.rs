@@ -4,7 +4,7 @@ use std::io::{BufRead, Write};
 
 use instapipe_core::account::{Account, AccountStatus, LoginFlavour};
 use instapipe_core::handlers::reauth::resume_account;
-use instapipe_core::handlers::refresh_tokens::{self, Outcome, RefreshEvent};
+use instapipe_core::handlers::refresh_tokens::{self, AccountResult, Outcome, RefreshEvent};
 use instapipe_core::store::AccountStore;
 use secrecy::SecretString;
 use time::OffsetDateTime;
@@ -36,6 +36,9 @@ pub struct AddAccount {
 
 #[derive(Debug)]
 pub struct Added {
+    pub login: LoginFlavour,
+    /// The short-lived token was exchanged for a long-lived one.
+    pub exchanged: bool,
     pub token_expires_at: Option<OffsetDateTime>,
     /// Posts that were waiting for this account (AWAITING_AUTH) and continue now.
     pub resumed: usize,
@@ -48,14 +51,14 @@ pub fn check_account_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-fn login_name(login: LoginFlavour) -> &'static str {
+pub fn login_name(login: LoginFlavour) -> &'static str {
     match login {
         LoginFlavour::Instagram => "instagram",
         LoginFlavour::Facebook => "facebook",
     }
 }
 
-fn status_name(status: AccountStatus) -> &'static str {
+pub fn status_name(status: AccountStatus) -> &'static str {
     match status {
         AccountStatus::Active => "ACTIVE",
         AccountStatus::NeedsReauth => "NEEDS_REAUTH",
@@ -92,62 +95,82 @@ pub async fn add(ctx: &Ctx, request: AddAccount, out: &mut dyn Write) -> Result<
         token_expires_at.map_or_else(|| "unknown (the next refresh-tokens run refreshes it)".to_string(), when),
     )?;
     writeln!(out, "{resumed} waiting destination(s) resumed")?;
-    Ok(Added { token_expires_at, resumed })
+    Ok(Added { login, exchanged: exchange, token_expires_at, resumed })
+}
+
+/// An account as `accounts list` shows it.
+#[derive(Debug)]
+pub struct AccountRow {
+    pub account: Account,
+    /// The highest figure of Meta's latest usage header, in percent.
+    pub usage_percent: Option<u32>,
+    /// While the account's calls wait for its usage to fall.
+    pub paused_until: Option<OffsetDateTime>,
+    /// With `--quota`: (usage, total) of the 24-hour publishing quota, or why it was not read.
+    pub quota: Option<std::result::Result<(u32, Option<u32>), String>>,
 }
 
 /// One line per account: login, status, token expiry, latest API usage (and the quota).
-pub async fn list(ctx: &Ctx, quota: bool, out: &mut dyn Write) -> Result<Vec<Account>> {
+pub async fn list(ctx: &Ctx, quota: bool, out: &mut dyn Write) -> Result<Vec<AccountRow>> {
     let accounts = ctx.accounts().list_accounts().await?;
     let refresh = if quota { Some(ctx.token_refresh()?) } else { None };
     let now = OffsetDateTime::now_utc();
     writeln!(out, "{:<20} {:<9} {:<12} {:<32} {:<8} {}", "ACCOUNT", "LOGIN", "STATUS", "TOKEN EXPIRES", "USAGE", if quota { "QUOTA (24 h)" } else { "" })?;
-    for account in &accounts {
-        let expiry = match account.token_expires_at {
+    let mut rows = Vec::new();
+    for account in accounts {
+        let usage = ctx.store().get_account_usage(&account.account_id).await?;
+        let latest = usage.as_ref().and_then(|u| u.latest.map(|l| l.highest()));
+        let paused_until = usage.as_ref().and_then(|u| u.waiting_until(now));
+        let quota = match &refresh {
+            None => None,
+            Some(refresh) => Some(match refresh.tokens.token(&account.account_id).await {
+                Err(e) => Err(e.to_string()),
+                Ok(token) => refresh.api.publishing_quota(&account, &token).await.map(|q| (q.usage, q.total)).map_err(|e| e.to_string()),
+            }),
+        };
+        let row = AccountRow { account, usage_percent: latest, paused_until, quota };
+        let expiry = match row.account.token_expires_at {
             None => "unknown".to_string(),
             Some(at) if at <= now => format!("{} (expired)", when(at)),
             Some(at) => format!("{} ({}d)", when(at), (at - now).whole_days()),
         };
-        let usage = ctx.store().get_account_usage(&account.account_id).await?;
-        let usage = match usage.as_ref().and_then(|u| u.latest.map(|l| (l, u.waiting_until(now)))) {
-            None => "-".to_string(),
-            Some((latest, None)) => format!("{}%", latest.highest()),
-            Some((latest, Some(until))) => format!("{}% (paused until {})", latest.highest(), when(until)),
+        let usage = match (row.usage_percent, row.paused_until) {
+            (None, _) => "-".to_string(),
+            (Some(latest), None) => format!("{latest}%"),
+            (Some(latest), Some(until)) => format!("{latest}% (paused until {})", when(until)),
         };
-        let quota = match &refresh {
+        let quota = match &row.quota {
             None => String::new(),
-            Some(refresh) => match refresh.tokens.token(&account.account_id).await {
-                Err(e) => format!("? ({e})"),
-                Ok(token) => match refresh.api.publishing_quota(account, &token).await {
-                    Ok(q) => q.total.map_or_else(|| format!("{} used", q.usage), |t| format!("{}/{t}", q.usage)),
-                    Err(e) => format!("? ({e})"),
-                },
-            },
+            Some(Err(e)) => format!("? ({e})"),
+            Some(Ok((usage, total))) => total.map_or_else(|| format!("{usage} used"), |t| format!("{usage}/{t}")),
         };
         writeln!(
             out,
             "{:<20} {:<9} {:<12} {:<32} {:<8} {}",
-            account.account_id,
-            login_name(account.login),
-            status_name(account.status),
+            row.account.account_id,
+            login_name(row.account.login),
+            status_name(row.account.status),
             expiry,
             usage,
             quota
         )?;
+        rows.push(row);
     }
-    if accounts.is_empty() {
+    if rows.is_empty() {
         writeln!(out, "(no accounts; add one with `instapipe accounts add ID --token -`)")?;
     }
-    Ok(accounts)
+    Ok(rows)
 }
 
-/// Refreshes one account's token now, whatever its expiry. Exit code 1 unless it was refreshed.
-pub async fn refresh(ctx: &Ctx, account_id: &str, out: &mut dyn Write) -> Result<u8> {
+/// Refreshes one account's token now, whatever its expiry. Exit code 1 unless it was refreshed;
+/// and what happened to each account.
+pub async fn refresh(ctx: &Ctx, account_id: &str, out: &mut dyn Write) -> Result<(u8, Vec<AccountResult>)> {
     check_account_id(account_id)?;
     let deps = ctx.token_refresh()?;
     let event = RefreshEvent { account_id: Some(account_id.to_string()), force: true };
     let report = refresh_tokens::handle(&deps, event).await?;
     let mut code = 0;
-    for result in report.accounts {
+    for result in &report.accounts {
         let text = match &result.outcome {
             Outcome::Refreshed { expires_at } => format!("refreshed; the new token expires {}", when_opt(*expires_at)),
             Outcome::NotDue => "not due".to_string(),
@@ -170,7 +193,7 @@ pub async fn refresh(ctx: &Ctx, account_id: &str, out: &mut dyn Write) -> Result
         };
         writeln!(out, "account {}: {text}", result.account_id)?;
     }
-    Ok(code)
+    Ok((code, report.accounts))
 }
 
 #[cfg(test)]

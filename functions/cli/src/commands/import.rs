@@ -59,10 +59,45 @@ pub struct Parsed {
     pub repeated: Vec<(u64, u64)>,
 }
 
+/// Line numbers as an editor shows them. (The csv crate counts only `\n`, so with CRLF endings
+/// every row was one line early, and with CR endings all were "line 1"; and a record's position
+/// can be the blank line before it.)
+struct Lines {
+    /// Byte offset where each line starts; a line ends with `\n`, `\r\n` or a lone `\r`.
+    starts: Vec<usize>,
+    data_len: usize,
+}
+
+impl Lines {
+    fn new(data: &[u8]) -> Lines {
+        let mut starts = vec![0];
+        for (i, &b) in data.iter().enumerate() {
+            if b == b'\n' || (b == b'\r' && data.get(i + 1) != Some(&b'\n')) {
+                starts.push(i + 1);
+            }
+        }
+        Lines { starts, data_len: data.len() }
+    }
+
+    /// The 1-based line of the first byte at or after `offset` that is not a line break: where a
+    /// record that the reader began at `offset` really starts.
+    fn record_line(&self, data: &[u8], offset: usize) -> u64 {
+        let start = data[offset.min(self.data_len)..]
+            .iter()
+            .position(|&b| b != b'\r' && b != b'\n')
+            .map_or(self.data_len, |skip| offset + skip);
+        self.starts.partition_point(|&s| s <= start) as u64
+    }
+}
+
 /// Reads and checks every row (no I/O but the reader). A file-level problem (no header, a
 /// missing or unknown column) is an error; a row-level one is a [`BadRow`].
-pub fn parse_csv<R: Read>(input: R) -> Result<Parsed> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).trim(csv::Trim::Headers).from_reader(input);
+pub fn parse_csv<R: Read>(mut input: R) -> Result<Parsed> {
+    let mut data = Vec::new();
+    input.read_to_end(&mut data).map_err(|e| CliError(format!("cannot read the CSV file: {e}")))?;
+    let lines = Lines::new(&data);
+    let line_of = |position: Option<&csv::Position>| position.map_or(0, |p| lines.record_line(&data, p.byte() as usize));
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).trim(csv::Trim::Headers).from_reader(data.as_slice());
     let headers = reader.headers().map_err(|e| CliError(format!("cannot read the CSV header: {e}")))?.clone();
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, name) in headers.iter().enumerate() {
@@ -85,7 +120,7 @@ pub fn parse_csv<R: Read>(input: R) -> Result<Parsed> {
         let record = match record {
             Ok(record) => record,
             Err(err) => {
-                let line = err.position().map_or(0, |p| p.line());
+                let line = line_of(err.position());
                 let reason = match err.kind() {
                     csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
                         format!("{len} fields where the header has {expected_len}")
@@ -96,7 +131,7 @@ pub fn parse_csv<R: Read>(input: R) -> Result<Parsed> {
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line());
+        let line = line_of(record.position());
         let field = |name: &str| index.get(name).and_then(|&i| record.get(i)).unwrap_or("");
         if record.iter().all(|f| f.trim().is_empty()) {
             continue; // a blank line between rows
@@ -185,6 +220,8 @@ pub struct ImportReport {
     /// With `--dry-run`: the lines that would be scheduled.
     pub would_schedule: Vec<u64>,
     pub bad: Vec<BadRow>,
+    /// (line, first line) of rows with the same content as an earlier row (imported once).
+    pub repeated: Vec<(u64, u64)>,
 }
 
 fn progress_bar(len: usize, progress: Progress) -> ProgressBar {
@@ -219,7 +256,7 @@ pub async fn import<R: Read>(ctx: &Ctx, input: R, options: ImportOptions, out: &
         bar.inc(1);
     }
     bad.sort_by_key(|b| b.line);
-    let mut report = ImportReport { bad, ..ImportReport::default() };
+    let mut report = ImportReport { bad, repeated: parsed.repeated.clone(), ..ImportReport::default() };
     for b in &report.bad {
         bar.suspend(|| writeln!(out, "line {}: {}", b.line, b.reason))?;
     }
@@ -336,6 +373,62 @@ mod tests {
         assert_eq!(parsed.good[0].request.media[0].alt_text.as_deref(), Some("a coat"));
         assert!(parse_csv("caption,media\nx,image:https://x.example/a.jpg\n".as_bytes()).unwrap_err().0.contains("no accounts column"));
         assert!(parse_csv("caption,medias,accounts\n".as_bytes()).unwrap_err().0.contains("unknown column \"medias\""));
+    }
+
+    /// Lines 1-9 as an editor shows them: header; good; bad; blank; a good row over lines 5-7;
+    /// a row with too few fields; good.
+    const NUMBERED: &str = "caption,media,accounts,publish_at,options\n\
+        First,image:https://cdn.example.com/a.jpg,17841400000000001,,\n\
+        Plain http,image:http://cdn.example.com/a.jpg,17841400000000001,,\n\
+        \n\
+        \"Three\nline\ncaption\",image:https://cdn.example.com/b.jpg,17841400000000001,,\n\
+        Too few,image:https://cdn.example.com/a.jpg\n\
+        Last,image:https://cdn.example.com/c.jpg,17841400000000001,,\n";
+
+    /// (good lines, bad lines) of [`NUMBERED`] with `ending` for every line break.
+    fn numbered_lines(ending: &str, bom: bool) -> (Vec<u64>, Vec<u64>, Parsed) {
+        let text = format!("{}{}", if bom { "\u{feff}" } else { "" }, NUMBERED.replace('\n', ending));
+        let parsed = parse(&text);
+        (parsed.good.iter().map(|g| g.line).collect(), parsed.bad.iter().map(|b| b.line).collect(), parsed)
+    }
+
+    #[test]
+    fn line_numbers_with_lf_endings() {
+        let (good, bad, parsed) = numbered_lines("\n", false);
+        assert_eq!((good, bad), (vec![2, 5, 9], vec![3, 8]), "{parsed:#?}");
+    }
+
+    #[test]
+    fn line_numbers_with_crlf_endings_match_the_editor() {
+        let (good, bad, parsed) = numbered_lines("\r\n", false);
+        assert_eq!((good, bad), (vec![2, 5, 9], vec![3, 8]), "{parsed:#?}");
+        assert!(parsed.bad[0].reason.starts_with("media[0].url:"), "line 3 is the plain-http row: {:?}", parsed.bad[0]);
+        assert!(parsed.bad[1].reason.contains("2 fields"), "line 8 is the short row: {:?}", parsed.bad[1]);
+        // A spreadsheet's export: a byte order mark and CRLF.
+        let (good, bad, _) = numbered_lines("\r\n", true);
+        assert_eq!((good, bad), (vec![2, 5, 9], vec![3, 8]));
+    }
+
+    #[test]
+    fn line_numbers_with_cr_endings() {
+        let (good, bad, parsed) = numbered_lines("\r", false);
+        assert_eq!((good, bad), (vec![2, 5, 9], vec![3, 8]), "{parsed:#?}");
+    }
+
+    #[test]
+    fn a_record_over_several_lines_is_numbered_by_the_line_it_starts_on() {
+        for ending in ["\n", "\r\n", "\r"] {
+            let (_, _, parsed) = numbered_lines(ending, false);
+            let three = &parsed.good[1];
+            assert_eq!(three.line, 5, "{ending:?}");
+            assert_eq!(three.request.caption, ["Three", "line", "caption"].join(ending), "{ending:?}");
+            // The rows after it are numbered by their own lines, not shifted by its line breaks.
+            assert_eq!((parsed.bad[1].line, parsed.good[2].line), (8, 9), "{ending:?}");
+        }
+        // Two multi-line records in a row, the second starting right after the first ends.
+        let text = "caption,media,accounts\r\n\"a\r\nb\",image:https://x.example/1.jpg,17841400000000001\r\n\"c\r\n\r\nd\",image:https://x.example/2.jpg,17841400000000001\r\n";
+        let lines: Vec<u64> = parse(text).good.iter().map(|g| g.line).collect();
+        assert_eq!(lines, [2, 4]);
     }
 
     #[test]

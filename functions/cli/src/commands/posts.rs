@@ -4,7 +4,7 @@ use std::io::Write;
 
 use instapipe_core::Error;
 use instapipe_core::handlers::posts_api::changes;
-use instapipe_core::post::{DestState, Destination, overall_state};
+use instapipe_core::post::{DestState, Destination, Post, overall_state};
 use instapipe_core::store::DestinationQuery;
 use time::OffsetDateTime;
 
@@ -55,7 +55,7 @@ pub async fn list(ctx: &Ctx, query: DestinationQuery, out: &mut dyn Write) -> Re
 }
 
 /// The post's overall state and, per account, its state, ids, permalink, failure and history.
-pub async fn show(ctx: &Ctx, post_id: &str, out: &mut dyn Write) -> Result<()> {
+pub async fn show(ctx: &Ctx, post_id: &str, out: &mut dyn Write) -> Result<(Post, Vec<Destination>)> {
     let store = ctx.store();
     let post = store.get_post(post_id).await?.ok_or_else(|| CliError(format!("no post {post_id}")))?;
     let destinations = store.list_destinations(post_id).await?;
@@ -91,24 +91,32 @@ pub async fn show(ctx: &Ctx, post_id: &str, out: &mut dyn Write) -> Result<()> {
         if let Some(until) = d.deferred_until.filter(|_| d.state == DestState::Deferred) {
             writeln!(out, "    waiting    until {}", when(until))?;
         }
+        if !d.orphaned_containers.is_empty() {
+            writeln!(out, "    left behind (never published; they expire after 24 h)")?;
+        }
+        for o in &d.orphaned_containers {
+            let id = o.container_id.as_deref().unwrap_or("(id unknown)");
+            let children = if o.children.is_empty() { String::new() } else { format!(" (children {})", o.children.join(", ")) };
+            writeln!(out, "      {}  {id}{children}  {}", when(o.at), o.reason)?;
+        }
         writeln!(out, "    history")?;
         for change in &d.history {
             let note = change.note.as_deref().map(|n| format!("  {n}")).unwrap_or_default();
             writeln!(out, "      {}  {:<13}{note}", when(change.at), change.state.as_str())?;
         }
     }
-    Ok(())
+    Ok((post, destinations))
 }
 
 /// Cancels every account not yet publishing (the posts API's `DELETE /posts/{id}`).
-pub async fn cancel(ctx: &Ctx, post_id: &str, out: &mut dyn Write) -> Result<()> {
+pub async fn cancel(ctx: &Ctx, post_id: &str, out: &mut dyn Write) -> Result<Vec<Destination>> {
     let ingest = ctx.ingest().await?;
     let (_, destinations) = changes::cancel(&ingest, post_id).await?;
     writeln!(out, "post {post_id}: {}", overall_state(&destinations).as_str())?;
     for d in &destinations {
         writeln!(out, "  account {}  {}", d.account_id, d.state.as_str())?;
     }
-    Ok(())
+    Ok(destinations)
 }
 
 /// Re-queues the post's FAILED destinations (or only `account`'s), each where

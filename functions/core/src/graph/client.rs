@@ -143,6 +143,17 @@ struct MediaListItem {
     id: String,
     caption: Option<String>,
     permalink: Option<String>,
+    timestamp: Option<String>,
+}
+
+/// Meta writes `2026-11-23T10:00:00+0000` (no colon in the offset); RFC 3339 is taken too.
+/// Unreadable: None (the media then cannot be told apart by time, and is not guessed at).
+fn parse_graph_timestamp(text: &str) -> Option<time::OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    let meta = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory][offset_minute]"
+    );
+    time::OffsetDateTime::parse(text, &meta).or_else(|_| time::OffsetDateTime::parse(text, &Rfc3339)).ok()
 }
 
 #[async_trait]
@@ -191,7 +202,12 @@ impl GraphApi for GraphClient {
         Ok(body
             .data
             .into_iter()
-            .map(|m| MediaSummary { id: m.id, caption: m.caption, permalink: m.permalink })
+            .map(|m| MediaSummary {
+                timestamp: m.timestamp.as_deref().and_then(parse_graph_timestamp),
+                id: m.id,
+                caption: m.caption,
+                permalink: m.permalink,
+            })
             .collect())
     }
 
@@ -242,5 +258,14 @@ mod tests {
         headers.insert("x-app-usage", HeaderValue::from_static("not json"));
         headers.insert("x-business-use-case-usage", HeaderValue::from_static("[1,2]"));
         assert_eq!(usage_from_headers(&headers, "1"), None);
+    }
+
+    #[test]
+    fn metas_media_timestamps_are_read_in_both_offset_forms() {
+        use time::macros::datetime;
+        assert_eq!(parse_graph_timestamp("2026-11-23T10:00:05+0000"), Some(datetime!(2026-11-23 10:00:05 UTC)));
+        assert_eq!(parse_graph_timestamp("2026-11-23T11:00:05+0100"), Some(datetime!(2026-11-23 10:00:05 UTC)));
+        assert_eq!(parse_graph_timestamp("2026-11-23T10:00:05Z"), Some(datetime!(2026-11-23 10:00:05 UTC)));
+        assert_eq!(parse_graph_timestamp("yesterday"), None);
     }
 }

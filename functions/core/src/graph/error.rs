@@ -88,7 +88,24 @@ impl GraphError {
             GraphError::Http { status } if *status >= 500 || *status == 429 => Reaction::Retry,
             GraphError::Http { .. } => Reaction::Fail,
             GraphError::Timeout | GraphError::Transport(_) => Reaction::Retry,
-            GraphError::Decode(_) => Reaction::Fail,
+            // A 2xx whose body we could not read: the call most likely took effect, so it is
+            // an unknown outcome like a timeout, never a reason to give up.
+            GraphError::Decode(_) => Reaction::Retry,
+        }
+    }
+
+    /// The reaction to this error met by a creation whose earlier attempt may have taken
+    /// effect on Meta's side (its outcome unknown, or its invocation cut short). A refusal of
+    /// the request itself may then be that attempt's doing: a carousel container's children
+    /// already belong to the container it made (an API that lets a child belong to one
+    /// carousel only answers 100 "not an unused carousel item"; Meta documents neither way).
+    /// So it means "make the containers afresh", not "fail". Refusals of the account (inactive,
+    /// restricted) stay what they are: no fresh container changes them.
+    pub fn reaction_after_unknown_outcome(&self) -> Reaction {
+        match (self, self.reaction()) {
+            (GraphError::Api { code: 25, .. } | GraphError::Api { code: 4, subcode: Some(2207051), .. }, reaction) => reaction,
+            (_, Reaction::Fail | Reaction::Recreate) => Reaction::Recreate,
+            (_, reaction) => reaction,
         }
     }
 
@@ -98,7 +115,8 @@ impl GraphError {
             GraphError::Timeout | GraphError::Transport(_) => true,
             GraphError::Http { status } => *status >= 500,
             GraphError::Api { http_status, .. } => *http_status >= 500,
-            GraphError::Decode(_) => false,
+            // A success whose body we could not read: the call most likely took effect.
+            GraphError::Decode(_) => true,
         }
     }
 
@@ -228,6 +246,34 @@ mod tests {
             assert!(e.outcome_unknown());
         }
         assert!(!api(9007, Some(2207027)).outcome_unknown());
+    }
+
+    #[test]
+    fn an_unreadable_answer_is_an_unknown_outcome_not_a_failure() {
+        let e = GraphError::Decode("expected value at line 1 column 1".into());
+        assert!(e.outcome_unknown());
+        assert_eq!(e.reaction(), Reaction::Retry);
+    }
+
+    #[test]
+    fn after_an_unknown_outcome_a_refused_request_is_made_afresh_but_a_refused_account_is_not() {
+        let reused_children = GraphError::Api {
+            http_status: 400,
+            code: 100,
+            subcode: None,
+            message: "(#100) Invalid children: 17880000000000012 is not an unused carousel item container of this account".into(),
+            is_transient: false,
+            fbtrace_id: None,
+        };
+        assert_eq!(reused_children.reaction(), Reaction::Fail, "on its own, an invalid parameter fails");
+        assert_eq!(reused_children.reaction_after_unknown_outcome(), Reaction::Recreate);
+        assert_eq!(api(24, Some(2207006)).reaction_after_unknown_outcome(), Reaction::Recreate);
+        assert_eq!(api(25, Some(2207050)).reaction_after_unknown_outcome(), Reaction::Fail);
+        assert_eq!(api(4, Some(2207051)).reaction_after_unknown_outcome(), Reaction::Fail);
+        assert_eq!(api(190, Some(463)).reaction_after_unknown_outcome(), Reaction::Reauth);
+        assert_eq!(api(17, None).reaction_after_unknown_outcome(), Reaction::Throttle);
+        assert_eq!(api(9, Some(2207042)).reaction_after_unknown_outcome(), Reaction::Quota);
+        assert_eq!(GraphError::Timeout.reaction_after_unknown_outcome(), Reaction::Retry);
     }
 
     #[test]

@@ -150,6 +150,8 @@ pub struct MediaSummary {
     pub id: String,
     pub caption: Option<String>,
     pub permalink: Option<String>,
+    /// When it was published (Meta's `timestamp`, whole seconds).
+    pub timestamp: Option<time::OffsetDateTime>,
 }
 
 #[async_trait]

@@ -96,22 +96,43 @@ async fn check_media(deps: &Pipeline, post: &Post) -> Result<(), String> {
 }
 
 /// Creates the containers still missing, saving each id as soon as it exists: the single
-/// item's container, or each carousel child in turn (the parent follows once they are ready).
-/// Returns whether the caller should go on.
+/// item's container, or each carousel child in turn (the parent follows once they are ready,
+/// in [`steps::check_container`]). Returns whether the caller should go on.
+///
+/// A creation whose outcome is unknown (no answer in time, a 5xx, an unreadable answer) is
+/// simply made again, here or by the scheduled retry. That is safe if the first attempt did
+/// happen, for every container made here:
+/// - a single item (feed image, Reel with or without a cover, image or video story): the
+///   retry makes a second container from the same parameters, independent of the first.
+///   Nothing refers to the first, and nothing publishes it: media_publish only ever gets the
+///   id saved on the destination. Meta lets it expire after 24 h; it costs one of the
+///   account's 400 containers a day, not publishing quota. A Reel's cover and a story's media
+///   are fetched per container, used up by none. A refusal of the retry is a refusal of
+///   parameters the first attempt carried too, so failing then is right.
+/// - a carousel child: the same; a child no carousel container names is never published,
+///   and fresh children are only ever given to a fresh parent.
+///
+/// A crash between the call and the save leaves the same kind of unused container, unseen.
+/// What an unknown outcome may have left is recorded on the destination (id unknown); a
+/// container made by an invocation that lost the race to save is logged.
 async fn create(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<bool> {
     if !ctx.post.is_carousel() {
         if dest.container_id.is_some() {
             return Ok(true);
         }
-        let Some(id) = make(deps, ctx, dest, &ContainerSpec::single(&ctx.post)).await? else { return Ok(false) };
+        let Some(id) = make(deps, ctx, dest, &ContainerSpec::single(&ctx.post), "creating the container").await? else {
+            return Ok(false);
+        };
         dest.container_id = Some(id.clone());
-        return saved(deps, dest, format!("container {id} created")).await;
+        return saved(deps, dest, id.clone(), format!("container {id} created")).await;
     }
+    let count = ctx.post.media.len();
     for item in ctx.post.media.iter().skip(dest.children.len()) {
-        let Some(id) = make(deps, ctx, dest, &ContainerSpec::carousel_child(item)).await? else { return Ok(false) };
+        let what = format!("creating carousel item {} of {count}", dest.children.len() + 1);
+        let Some(id) = make(deps, ctx, dest, &ContainerSpec::carousel_child(item), &what).await? else { return Ok(false) };
         dest.children.push(id.clone());
-        let note = format!("carousel item {} of {}: container {id} created", dest.children.len(), ctx.post.media.len());
-        if !saved(deps, dest, note).await? {
+        let note = format!("carousel item {} of {count}: container {id} created", dest.children.len());
+        if !saved(deps, dest, id, note).await? {
             return Ok(false);
         }
     }
@@ -119,19 +140,20 @@ async fn create(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Resul
 }
 
 /// One create call; an error is dealt with here (retry by schedule, park or fail) and gives None.
-async fn make(deps: &Pipeline, ctx: &Context, dest: &mut Destination, spec: &ContainerSpec) -> Result<Option<String>> {
+async fn make(deps: &Pipeline, ctx: &Context, dest: &mut Destination, spec: &ContainerSpec, what: &str) -> Result<Option<String>> {
     match deps.graph.create_container(&ctx.account, &ctx.token, spec).await {
         Ok(id) => Ok(Some(id)),
-        Err(err) if err.reaction() == Reaction::Throttle => {
-            steps::defer_for_throttle(deps, dest, Step::Create, &err).await?;
-            Ok(None)
-        }
-        Err(err) if matches!(err.reaction(), Reaction::Retry | Reaction::Quota) => {
-            retry_later(deps, dest, err).await?;
-            Ok(None)
-        }
         Err(err) => {
-            steps::react(deps, ctx, dest, err, Step::Create).await?;
+            if err.outcome_unknown() {
+                // Saved with whatever the error leads to below.
+                let reason = format!("{what}: {err}; Meta may have made it (its id never reached us)");
+                dest.orphan(None, Vec::new(), reason, deps.clock.now());
+            }
+            match err.reaction() {
+                Reaction::Throttle => steps::defer_for_throttle(deps, dest, Step::Create, &err).await?,
+                Reaction::Retry | Reaction::Quota => retry_later(deps, dest, err).await?,
+                _ => steps::react(deps, ctx, dest, err, Step::Create).await?,
+            }
             Ok(None)
         }
     }
@@ -139,7 +161,7 @@ async fn make(deps: &Pipeline, ctx: &Context, dest: &mut Destination, spec: &Con
 
 /// Saves a new container id. If another invocation saved first, ours is never published and
 /// expires on Meta's side.
-async fn saved(deps: &Pipeline, dest: &mut Destination, note: String) -> Result<bool> {
+async fn saved(deps: &Pipeline, dest: &mut Destination, id: String, note: String) -> Result<bool> {
     let now = deps.clock.now();
     if dest.state == DestState::Processing {
         dest.updated_at = now;
@@ -150,6 +172,8 @@ async fn saved(deps: &Pipeline, dest: &mut Destination, note: String) -> Result<
     let landed = steps::save_or_yield(deps, dest).await?;
     if landed {
         tracing::info!(%note, "container saved");
+    } else {
+        steps::left_behind_by_lost_race(&id, "container");
     }
     Ok(landed)
 }

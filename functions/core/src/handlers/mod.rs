@@ -12,6 +12,7 @@ pub mod publish;
 pub mod reauth;
 pub mod source_webhooks;
 pub mod refresh_tokens;
+pub mod sweep;
 mod steps;
 mod stream;
 

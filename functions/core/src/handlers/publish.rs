@@ -14,6 +14,7 @@ use crate::deps::Pipeline;
 use crate::error::{Error, Result};
 use crate::graph::{ContainerStatus, Reaction};
 use crate::post::{DestState, Destination, Failure, Placement};
+use crate::store::MediaOwner;
 
 /// The stream batch type, re-exported for the bin.
 pub type StreamEvent = Event;
@@ -147,25 +148,70 @@ async fn reconcile(deps: &Pipeline, mut dest: Destination) -> Result<()> {
     }
 }
 
-/// The container says PUBLISHED: the earlier call went out. Find the media (by caption among
-/// the account's latest) and record it, instead of publishing again.
+/// How often a lost publish is looked for in the account's media before it is recorded as
+/// published without its media (never guessed).
+pub const MAX_RECOVERY_CHECKS: u32 = 5;
+/// Allowed difference between our clock and Meta's media timestamps (whole seconds).
+const CLOCK_SKEW: time::Duration = time::Duration::seconds(5);
+
+/// The container says PUBLISHED: the earlier call went out. Find its media among the account's
+/// latest and record it, instead of publishing again. Meta gives no container → media link, so
+/// a media is ours only when it is certain: our caption (stories have none), published after
+/// our first publish call, and not recorded for another destination — and exactly one such.
+/// Otherwise (the list may lag; two of our posts may look alike) look again later; after
+/// [`MAX_RECOVERY_CHECKS`], record PUBLISHED without a media id and without the first comment.
 async fn recover(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<()> {
     let stories = ctx.post.options.placement == Placement::Story;
+    let since = publishing_since(dest) - CLOCK_SKEW;
     let recent = deps.graph.recent_media(&ctx.account, &ctx.token, stories).await?;
-    let found = recent.into_iter().find(|m| m.caption.as_deref().unwrap_or("") == ctx.post.caption);
-    match found {
-        Some(media) => record_published(deps, ctx, dest, media.id, media.permalink).await,
-        None => {
-            let note = "published, but the media id could not be recovered from the account's media list";
-            tracing::warn!(note);
-            dest.move_to(DestState::Published, deps.clock.now(), Some(note.into()))?;
-            steps::save_or_yield(deps, dest).await.map(drop)
+    let ours = MediaOwner { post_id: dest.post_id.clone(), account_id: dest.account_id.clone() };
+    let mut candidates = Vec::new();
+    for media in recent {
+        let caption_matches = stories || media.caption.as_deref().unwrap_or("") == ctx.post.caption;
+        if !caption_matches || !media.timestamp.is_some_and(|at| at >= since) {
+            continue;
+        }
+        match deps.store.media_owner(&media.id).await? {
+            // Claimed by this destination before a crash: it is ours.
+            Some(owner) if owner == ours => return record_published(deps, ctx, dest, media.id, media.permalink).await,
+            Some(_) => {}
+            None => candidates.push(media),
         }
     }
+    if candidates.len() == 1 {
+        let media = candidates.remove(0);
+        tracing::info!(media_id = %media.id, "lost publish answer recovered from the account's media");
+        return record_published(deps, ctx, dest, media.id, media.permalink).await;
+    }
+    dest.recovery_checks += 1;
+    let alike = candidates.len();
+    if dest.recovery_checks < MAX_RECOVERY_CHECKS {
+        tracing::warn!(alike, checks = dest.recovery_checks, "published, but its media is not certain yet; looking again later");
+        if steps::save_or_yield(deps, dest).await? {
+            return Err(Error::Retry(format!("published; {alike} media match it so far, looking again later")));
+        }
+        return Ok(());
+    }
+    let note = format!(
+        "published (the container says so), but its media could not be told for certain \
+         ({alike} alike after {} looks); media id, permalink and first comment left out",
+        dest.recovery_checks
+    );
+    tracing::warn!(%note);
+    if ctx.post.options.first_comment.is_some() {
+        dest.first_comment_error = Some("not posted: the published media could not be identified for certain".into());
+    }
+    dest.move_to(DestState::Published, deps.clock.now(), Some(note))?;
+    steps::save_or_yield(deps, dest).await.map(drop)
 }
 
-/// Records the media and its permalink. A permalink that cannot be read does not undo a
-/// published post: it is left empty and said so.
+/// When this destination's first publish call of the current attempt was made.
+fn publishing_since(dest: &Destination) -> time::OffsetDateTime {
+    dest.history.iter().rev().find(|h| h.state == DestState::Publishing).map_or(dest.updated_at, |h| h.at)
+}
+
+/// Claims the media for this destination, then records it and its permalink. A permalink that
+/// cannot be read does not undo a published post: it is left empty and said so.
 async fn record_published(
     deps: &Pipeline,
     ctx: &Context,
@@ -173,6 +219,11 @@ async fn record_published(
     media_id: String,
     permalink: Option<String>,
 ) -> Result<()> {
+    let owner = MediaOwner { post_id: dest.post_id.clone(), account_id: dest.account_id.clone() };
+    if !deps.store.claim_media(&media_id, &owner).await? {
+        // Another destination recorded it first (a recovery race): look again.
+        return Err(Error::Retry(format!("media {media_id} is recorded for another destination")));
+    }
     let permalink = match permalink {
         Some(link) => Some(link),
         None => read_permalink(deps, ctx, &media_id).await,

@@ -5,6 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::HeaderMap;
+// The samples' secrets, and when each was signed.
+use instapipe_test_support::samples::{
+    CONTENTFUL_AT_MS, CONTENTFUL_SECRET, SHOPIFY_AT, SHOPIFY_SECRET, WORDPRESS_AT, WORDPRESS_PREVIOUS_SECRET as WP_PREVIOUS,
+    WORDPRESS_SECRET as WP_CURRENT,
+};
+use instapipe_test_support::signing::{contentful_headers, shopify_signature};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -21,33 +27,24 @@ use crate::sources::contentful_assets::{Asset, StaticAssets};
 use crate::sources::fixtures;
 use crate::sources::routed::SourceDeps;
 use crate::sources::shopify::ShopifyVerifier;
-use crate::sources::signing::{contentful_headers, shopify_signature};
 use crate::sources::standard_webhooks::StandardWebhookVerifier;
 use crate::store::{MemoryStore, PostStore};
 
 const ACCOUNT: &str = "17841400000000001";
-const SHOPIFY_SECRET: &str = "test-secret";
-const CONTENTFUL_SECRET: &str = "test-secret-contentful-webhooks-0123456789abcdef0123456789abcdef";
-const WP_CURRENT: &str = "whsec_dGVzdC1zZWNyZXQtc3RhbmRhcmQtd2ViaG9va3MtMDE=";
-const WP_PREVIOUS: &str = "whsec_b2xkLXNlY3JldC1zdGFuZGFyZC13ZWJob29rcy0wMA==";
-/// When each fixture was signed.
-const SHOPIFY_AT: i64 = 1795166098;
-const CONTENTFUL_AT_MS: i64 = 1795166102418;
-const WORDPRESS_AT: i64 = 1795166170;
 
 fn routing() -> Routing {
     let doc = json!({"routes": [
-        {"source": "shopify", "shop": "example-store.myshopify.com", "accounts": [ACCOUNT], "media": "all"},
-        {"source": "contentful", "space": "exmpl0space1", "content_type": "socialPost", "accounts": [ACCOUNT],
+        {"source": "shopify", "shop": "demo-pier-goods.myshopify.com", "accounts": [ACCOUNT], "media": "all"},
+        {"source": "contentful", "space": "demo0space7", "content_type": "instagramPost", "accounts": [ACCOUNT],
          "fields": {"media": ["heroImage", "gallery"], "publish_at": "publishAt"}},
-        {"source": "wordpress", "site": "https://blog.example.com/", "accounts": [ACCOUNT]},
+        {"source": "wordpress", "site": "https://news.example.org/", "accounts": [ACCOUNT]},
         {"source": "eventbridge", "event_source": "com.example.cms-bridge", "accounts": [ACCOUNT]},
     ]});
     Routing::from_json(Some(&doc.to_string())).unwrap()
 }
 
 fn assets() -> StaticAssets {
-    let ids = ["6hJkLmNoPqRsTuVwXyZa01", "6hJkLmNoPqRsTuVwXyZa02", "6hJkLmNoPqRsTuVwXyZa03"];
+    let ids = ["4mNbVcXzLkJhGfDsAqW001", "4mNbVcXzLkJhGfDsAqW002", "4mNbVcXzLkJhGfDsAqW003"];
     StaticAssets(
         ids.iter()
             .map(|id| (id.to_string(), Asset { url: format!("https://images.example.com/{id}.jpg"), content_type: "image/jpeg".into() }))
@@ -142,9 +139,9 @@ async fn shopify_posts_an_active_product_once_and_skips_drafts() {
     assert_eq!((status, answer["state"].as_str()), (202, Some("IN_PROGRESS")), "{answer}");
     let post_id = answer["post_id"].as_str().unwrap().to_string();
     let post = store.get_post(&post_id).await.unwrap().unwrap();
-    assert_eq!((post.source.as_str(), post.source_event_id.as_str()), ("shopify", "3f0b8c2e-6a1d-4e57-9b0c-1d2e3f4a5b6c"));
+    assert_eq!((post.source.as_str(), post.source_event_id.as_str()), ("shopify", "5b2e9f10-7c4a-4d63-8e1b-2a3c4d5e6f70"));
     assert_eq!(post.media.len(), 2, "the route posts every image: a carousel");
-    assert!(post.caption.starts_with("Speckled Stoneware Mug — Café Edition — from 24.00\n"), "{}", post.caption);
+    assert!(post.caption.starts_with("Enamel Camp Kettle — Fjäll Edition — from 38.00\n"), "{}", post.caption);
     assert_eq!(store.list_destinations(&post_id).await.unwrap()[0].state, DestState::Queued);
 
     // Shopify retries the same delivery: the same post.
@@ -164,8 +161,8 @@ async fn shopify_posts_an_active_product_once_and_skips_drafts() {
     // A draft: acknowledged with 200 and recorded as skipped.
     let (status, answer) = send(&deps, shopify("shopify-products-update")).await;
     assert_eq!((status, &answer["skipped"]), (200, &json!(true)), "{answer}");
-    assert_eq!(answer["reason"], "product 8123456789099 is draft, not active");
-    assert_eq!(store.skipped_reason("shopify", "c2a7d9e1-0f3b-4c6d-a8e2-5b4c3d2e1f0a").as_deref(), Some("product 8123456789099 is draft, not active"));
+    assert_eq!(answer["reason"], "product 7310000000188 is draft, not active");
+    assert_eq!(store.skipped_reason("shopify", "0e9d8c7b-6a5f-4e3d-b2c1-a0f9e8d7c6b5").as_deref(), Some("product 7310000000188 is draft, not active"));
     assert_eq!(store.post_count(), 1);
 }
 
@@ -191,8 +188,8 @@ async fn contentful_schedules_the_entry_and_the_eventbridge_event_for_it_is_the_
     assert_eq!((status, answer["state"].as_str()), (202, Some("SCHEDULED")), "{answer}");
     let post_id = answer["post_id"].as_str().unwrap().to_string();
     let post = store.get_post(&post_id).await.unwrap().unwrap();
-    assert_eq!(post.media[0].url, "https://images.example.com/6hJkLmNoPqRsTuVwXyZa01.jpg");
-    assert_eq!(post.publish_at, Some(time::macros::datetime!(2026-11-21 17:00 UTC)));
+    assert_eq!(post.media[0].url, "https://images.example.com/4mNbVcXzLkJhGfDsAqW001.jpg");
+    assert_eq!(post.publish_at, Some(time::macros::datetime!(2026-10-15 16:30 UTC)));
 
     let result = ingest_event::handle(&deps, fixtures::json("eventbridge-publish-requested")).await.unwrap();
     assert_eq!(result, json!({"post_id": post_id, "duplicate": true}));
@@ -213,8 +210,8 @@ async fn contentful_other_topics_and_unrouted_content_types_are_acknowledged() {
     let (deps, store) = deps(millis(CONTENTFUL_AT_MS), Routing::default()).await;
     let (status, answer) = send(&deps, fixtures::request("contentful-entry-publish", "/webhooks/contentful")).await;
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["reason"], "no route for Contentful space exmpl0space1 (master), content type socialPost");
-    assert!(store.skipped_reason("contentful", "exmpl0space1:master:2fTqXw9Lr4cVn8bHmJ1kZe:3").is_some());
+    assert_eq!(answer["reason"], "no route for Contentful space demo0space7 (master), content type instagramPost");
+    assert!(store.skipped_reason("contentful", "demo0space7:master:5kPqRsTuVwXyZaBcDeFgHi:5").is_some());
     assert_eq!(store.post_count(), 0);
 }
 
@@ -226,8 +223,8 @@ async fn wordpress_posts_the_featured_image_once_per_blog_post() {
     let (status, answer) = send(&deps, fixtures::request("wordpress-post-published", "/webhooks/wordpress")).await;
     assert_eq!(status, 202, "{answer}");
     let post = store.get_post(answer["post_id"].as_str().unwrap()).await.unwrap().unwrap();
-    assert_eq!(post.media[0].url, "https://blog.example.com/wp-content/uploads/2026/11/winter-menu.jpg");
-    assert!(post.caption.ends_with("#seasonal #winter"), "{}", post.caption);
+    assert_eq!(post.media[0].url, "https://news.example.org/wp-content/uploads/2026/10/autumn-reading.jpg");
+    assert!(post.caption.ends_with("#autumn #reading"), "{}", post.caption);
     // The same blog post published again (another webhook-id): not posted twice.
     let again = wordpress_signed(fixtures::body("wordpress-post-published"), "msg_another", WORDPRESS_AT, WP_CURRENT);
     let (status, again) = send(&deps, again).await;
@@ -237,13 +234,13 @@ async fn wordpress_posts_the_featured_image_once_per_blog_post() {
 
 #[tokio::test]
 async fn an_account_the_routing_names_but_nobody_registered_is_a_recorded_skip() {
-    let doc = json!({"routes": [{"source": "wordpress", "site": "https://blog.example.com", "accounts": ["999"]}]});
+    let doc = json!({"routes": [{"source": "wordpress", "site": "https://news.example.org", "accounts": ["999"]}]});
     let (deps, store) = deps(secs(WORDPRESS_AT), Routing::from_json(Some(&doc.to_string())).unwrap()).await;
     let (status, answer) = send(&deps, fixtures::request("wordpress-post-published", "/webhooks/wordpress")).await;
     assert_eq!(status, 200);
-    let reason = "Instagram account 999 (routes[0] (wordpress https://blog.example.com)) is not registered with instapipe";
+    let reason = "Instagram account 999 (routes[0] (wordpress https://news.example.org)) is not registered with instapipe";
     assert_eq!(answer["reason"], reason);
-    assert_eq!(store.skipped_reason("wordpress", "msg_c1cfda0cfc31dd728d49a8fe5ef31154").as_deref(), Some(reason));
+    assert_eq!(store.skipped_reason("wordpress", "msg_286756288af89c6fe2bcb1de3973f016").as_deref(), Some(reason));
     assert_eq!(store.post_count(), 0);
 }
 
@@ -335,9 +332,9 @@ async fn contentful_refuses_bad_requests_and_writes_nothing() {
 async fn wordpress_refuses_bad_requests_and_writes_nothing() {
     let name = "wordpress-post-published";
     let body = fixtures::body(name);
-    let id = "msg_c1cfda0cfc31dd728d49a8fe5ef31154";
+    let id = "msg_286756288af89c6fe2bcb1de3973f016";
     let mut http_image = fixtures::json(name);
-    http_image["data"]["featured_image"] = "http://blog.example.com/a.jpg".into();
+    http_image["data"]["featured_image"] = "http://news.example.org/a.jpg".into();
     refused(secs(WORDPRESS_AT), vec![
         case("forged", wordpress_signed(body.clone(), id, WORDPRESS_AT, "whsec_Zm9yZ2VkLXNlY3JldC1mb3ItdGVzdGluZy0wMTIzNDU="), 401, "invalid_signature", None),
         case("stale", wordpress_signed(body.clone(), id, WORDPRESS_AT - 301, WP_CURRENT), 401, "invalid_signature", None),
@@ -345,7 +342,7 @@ async fn wordpress_refuses_bad_requests_and_writes_nothing() {
         case("truncated, re-signed", wordpress_signed(truncated(name), id, WORDPRESS_AT, WP_CURRENT), 400, "invalid_body", None),
         case("oversized", wordpress_signed(oversized(), id, WORDPRESS_AT, WP_CURRENT), 413, "body_too_large", None),
         case("form encoded", with_header(fixtures::request(name, "/webhooks/wordpress"), "content-type", "application/x-www-form-urlencoded"), 415, "unsupported_media_type", Some("content-type")),
-        case("id is text", wordpress_signed(br#"{"type":"post.published","data":{"site":"https://blog.example.com/","id":"x"}}"#.to_vec(), id, WORDPRESS_AT, WP_CURRENT), 400, "invalid_body", Some("data.id")),
+        case("id is text", wordpress_signed(br#"{"type":"post.published","data":{"site":"https://news.example.org/","id":"x"}}"#.to_vec(), id, WORDPRESS_AT, WP_CURRENT), 400, "invalid_body", Some("data.id")),
         case("http image", wordpress_signed(serde_json::to_vec(&http_image).unwrap(), id, WORDPRESS_AT, WP_CURRENT), 422, "invalid_field", Some("media[0].url")),
     ])
     .await;

@@ -6,6 +6,7 @@ use crate::account::{Account, AccountStatus};
 use crate::deps::Pipeline;
 use crate::error::{Error, Result};
 use crate::graph::{ContainerSpec, ContainerStatus, GraphError, Reaction};
+use crate::polling::MAX_CREATE_RETRIES;
 use crate::post::{DestState, Destination, Failure, Post};
 use crate::scheduler::{OneTimeSchedule, PollInput};
 use crate::tokens::Reread;
@@ -220,12 +221,58 @@ async fn check_children(deps: &Pipeline, ctx: &Context, dest: &mut Destination) 
             }
         }
     }
-    let spec = ContainerSpec::carousel(&ctx.post, &dest.children);
-    match deps.graph.create_container(&ctx.account, &ctx.token, &spec).await {
+    create_parent(deps, ctx, dest).await
+}
+
+/// Creates the carousel container once every child is finished, and saves its id.
+///
+/// Is a retry safe if the earlier attempt happened on Meta's side although we never learnt it
+/// (no answer in time, a 5xx, an unreadable answer, or an invocation cut short after the
+/// call)? Unlike every other creation, a second attempt shares something with the first: the
+/// children. They may already belong to the container the first attempt made, and an API that
+/// lets a child belong to one carousel only refuses them (Meta documents neither way). So:
+/// - the attempt is recorded on the destination *before* the call, as a possibly made
+///   carousel container with these children. That write is conditional: of two invocations
+///   at it at once (a duplicated poll) one goes on, the other stops;
+/// - an answer takes the record back (made: it is our container; refused or throttled:
+///   nothing was made); an unknown outcome leaves it, saying why, and the next poll tries again;
+/// - a refusal met while an earlier attempt with the same children is on record may be that
+///   attempt's doing: the children are recorded as left behind and made afresh, then a new
+///   parent (the old containers expire unused). Without such a record the refusal is the
+///   request's own and the destination fails with Meta's reason.
+///
+/// Should a retry be accepted instead (children may be reused), the earlier container, if it
+/// exists, is never published: media_publish is only ever called with the id saved here.
+async fn create_parent(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<Children> {
+    let children = dest.children.clone();
+    let earlier_attempts = possibly_made_parents(dest, &children);
+    let now = deps.clock.now();
+    dest.orphan(None, children.clone(), "creating the carousel container; no answer yet", now);
+    let record = dest.orphaned_containers.len() - 1;
+    dest.updated_at = now;
+    if !save_or_yield(deps, dest).await? {
+        return Ok(Children::Settled);
+    }
+    let spec = ContainerSpec::carousel(&ctx.post, &children);
+    let result = deps.graph.create_container(&ctx.account, &ctx.token, &spec).await;
+    match &result {
+        Err(err) if err.outcome_unknown() => {
+            dest.orphaned_containers[record].reason =
+                format!("creating the carousel container: {err}; Meta may have made it (its id never reached us)");
+            tracing::warn!(error = %err, "carousel container creation outcome unknown; recorded, will try again");
+            // Saved by the caller with the next poll.
+            return Ok(Children::Waiting);
+        }
+        _ => {
+            dest.orphaned_containers.remove(record);
+        }
+    }
+    match result {
         Ok(parent) => {
             dest.container_id = Some(parent.clone());
             dest.updated_at = deps.clock.now();
             if !save_or_yield(deps, dest).await? {
+                left_behind_by_lost_race(&parent, "carousel container");
                 return Ok(Children::Settled);
             }
             tracing::info!(container_id = %parent, "carousel container created");
@@ -235,11 +282,44 @@ async fn check_children(deps: &Pipeline, ctx: &Context, dest: &mut Destination) 
             tracing::info!(error = %err, "carousel container not created yet; will try again");
             Ok(Children::Waiting)
         }
+        Err(err) if earlier_attempts > 0 && err.reaction_after_unknown_outcome() == Reaction::Recreate => {
+            make_children_afresh(deps, dest, &err).await?;
+            Ok(Children::Settled)
+        }
         Err(err) => {
             react(deps, ctx, dest, err, Step::Create).await?;
             Ok(Children::Settled)
         }
     }
+}
+
+/// Earlier carousel containers possibly made with exactly these children (outcome unknown).
+fn possibly_made_parents(dest: &Destination, children: &[String]) -> usize {
+    dest.orphaned_containers.iter().filter(|o| o.container_id.is_none() && o.children == children).count()
+}
+
+/// The children a possibly made carousel container may hold are left behind and the carousel
+/// is made again from its media: back to QUEUED, where create-container makes fresh children.
+/// Bounded: after [`MAX_CREATE_RETRIES`] sets of children whose carousel container's creation
+/// went unanswered, the refusal stands.
+async fn make_children_afresh(deps: &Pipeline, dest: &mut Destination, err: &GraphError) -> Result<()> {
+    let sets: std::collections::HashSet<&Vec<String>> =
+        dest.orphaned_containers.iter().filter(|o| o.container_id.is_none() && !o.children.is_empty()).map(|o| &o.children).collect();
+    if sets.len() > MAX_CREATE_RETRIES as usize {
+        let mut failure = err.to_failure(Step::Create.describe());
+        failure.reason.push_str(&format!(" (after {} sets of carousel items whose carousel container went unanswered)", sets.len()));
+        return fail(deps, dest, failure).await;
+    }
+    tracing::warn!(error = %err, "carousel container refused after an unanswered attempt; making its items afresh");
+    dest.replace_children(&format!("Instagram refused the carousel container ({err}) after an earlier attempt went unanswered"), deps.clock.now())?;
+    save_or_yield(deps, dest).await.map(drop)
+}
+
+/// A container this invocation made but could not save, because another invocation moved the
+/// destination on first: it is never published. Logged, not recorded on the destination: that
+/// write would make the other invocation's next conditional write lose in turn, and stop it.
+pub fn left_behind_by_lost_race(container_id: &str, what: &str) {
+    tracing::warn!(%container_id, "another invocation saved first; {what} {container_id} is left behind (never published, expires unused)");
 }
 
 /// An expired container (24 h unpublished) is made again once; a second expiry fails.
@@ -269,6 +349,7 @@ async fn arm_poll(deps: &Pipeline, dest: &mut Destination, attempt: u32, at: tim
     let input = PollInput { post_id: dest.post_id.clone(), account_id: dest.account_id.clone(), attempt };
     deps.scheduler.schedule_once(&OneTimeSchedule::poll(input, at)).await?;
     dest.poll_attempt = attempt;
+    dest.next_poll_at = Some(at);
     Ok(())
 }
 

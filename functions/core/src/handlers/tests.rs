@@ -41,6 +41,17 @@ struct ScriptedGraph {
     next_id: Mutex<u32>,
     usage: Mutex<Option<crate::account::ApiUsage>>,
     calls: Mutex<Vec<String>>,
+    /// How the next create calls go, in order; when none is scripted, they are answered.
+    creates: Mutex<VecDeque<Create>>,
+    /// Children some carousel container holds: like the fake of issue 16, a child belongs to
+    /// one carousel only.
+    used_children: Mutex<std::collections::HashSet<String>>,
+}
+
+/// A scripted create call.
+enum Create {
+    /// Made on Meta's side, but the answer is this error (a timeout, a 5xx, a garbled body).
+    MadeThen(GraphError),
 }
 
 impl ScriptedGraph {
@@ -62,10 +73,24 @@ impl GraphApi for ScriptedGraph {
         if let Some(err) = self.create_error.lock().unwrap().clone() {
             return Err(err);
         }
+        let children: Vec<String> = spec.children.iter().flat_map(|c| c.split(',')).map(str::to_string).collect();
+        {
+            let mut used = self.used_children.lock().unwrap();
+            if let Some(taken) = children.iter().find(|c| used.contains(*c)) {
+                let body = format!(
+                    r#"{{"error":{{"message":"(#100) Invalid children: {taken} is not an unused carousel item container of this account","code":100}}}}"#
+                );
+                return Err(GraphError::from_response(400, body.as_bytes()));
+            }
+            used.extend(children);
+        }
         self.specs.lock().unwrap().push(spec.clone());
         let mut next = self.next_id.lock().unwrap();
         *next += 1;
-        Ok(format!("C{next}"))
+        match self.creates.lock().unwrap().pop_front() {
+            Some(Create::MadeThen(err)) => Err(err),
+            None => Ok(format!("C{next}")),
+        }
     }
     async fn container_status(&self, _: &Account, _: &SecretString, _: &str) -> Result<ContainerStatus, GraphError> {
         self.calls.lock().unwrap().push("status".into());
@@ -140,7 +165,7 @@ async fn stored_post(w: &World, kind: MediaKind, publish_at: Option<OffsetDateTi
 
 async fn store_request(w: &World, request: PostRequest) -> DestinationKey {
     let post = Post::new("P1".into(), "generic", "msg_1", request, NOW);
-    let delivery = Delivery { source: "generic".into(), event_id: "msg_1".into(), post_id: "P1".into(), expires_at: 0 };
+    let delivery = Delivery { source: "generic".into(), event_id: "msg_1".into(), post_id: "P1".into(), expires_at: Some(0) };
     assert_eq!(w.store.create_post(&delivery, &post, &post.destinations(NOW)).await.unwrap(), Created::New);
     DestinationKey { post_id: "P1".into(), account_id: ACCOUNT.into() }
 }
@@ -204,7 +229,7 @@ async fn a_future_post_gets_one_start_schedule_and_no_container() {
     create_container::start(&w.deps, key).await.unwrap();
     let schedules = w.scheduler.schedules.lock().unwrap();
     assert_eq!(schedules.len(), 1);
-    assert_eq!((schedules[0].name.as_str(), schedules[0].at), (format!("start-P1-{ACCOUNT}").as_str(), at));
+    assert_eq!((schedules[0].name.as_str(), schedules[0].at), (format!("start-P1-{ACCOUNT}-{}", at.unix_timestamp()).as_str(), at));
     assert_eq!(schedules[0].input, serde_json::json!({"post_id": "P1", "account_id": ACCOUNT}));
     assert_eq!(w.graph.calls("create"), 0);
 }
@@ -358,8 +383,13 @@ async fn a_lost_publish_answer_is_recovered_without_publishing_again() {
     // The retry: the container says PUBLISHED, so the media is looked up, not published again.
     w.graph.statuses([ContainerStatus::Published]);
     *w.graph.recent.lock().unwrap() = vec![
-        MediaSummary { id: "M0".into(), caption: Some("older post".into()), permalink: None },
-        MediaSummary { id: "M9".into(), caption: Some("Autumn sale".into()), permalink: Some("https://www.instagram.com/p/M9/".into()) },
+        MediaSummary { id: "M0".into(), caption: Some("older post".into()), permalink: None, timestamp: Some(NOW) },
+        MediaSummary {
+            id: "M9".into(),
+            caption: Some("Autumn sale".into()),
+            permalink: Some("https://www.instagram.com/p/M9/".into()),
+            timestamp: Some(NOW + Duration::from_secs(1)),
+        },
     ];
     publish::publish(&w.deps, key).await.unwrap();
     let d = dest(&w).await;
@@ -545,6 +575,110 @@ async fn a_carousel_makes_its_children_then_its_parent_once_they_are_finished() 
     assert_eq!(w.graph.calls("status"), 5);
 }
 
+/// Issue 16: the carousel container is made, but its answer comes too late; the retry's
+/// children are refused as used. The post must still be published, once.
+#[tokio::test]
+async fn a_carousel_whose_parent_creation_timed_out_after_being_made_is_published_once() {
+    let w = world().await;
+    let key = store_request(&w, carousel_request(&[MediaKind::Image, MediaKind::Video, MediaKind::Image])).await;
+    create_container::start(&w.deps, key.clone()).await.unwrap();
+    assert_eq!(dest(&w).await.children, ["C1", "C2", "C3"]);
+    // Poll 1: the children are finished; the parent (C4) is made, its answer times out.
+    w.graph.creates.lock().unwrap().push_back(Create::MadeThen(GraphError::Timeout));
+    poll_status::handle(&w.deps, poll(1)).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.container_id.clone(), d.poll_attempt), (DestState::Processing, None, 2));
+    assert_eq!(d.orphaned_containers.len(), 1, "the possibly made parent is on record");
+    assert_eq!((d.orphaned_containers[0].container_id.clone(), d.orphaned_containers[0].children.clone()), (None, d.children.clone()));
+    assert!(d.orphaned_containers[0].reason.contains("did not answer in time"), "{}", d.orphaned_containers[0].reason);
+    // Poll 2: the same children are refused, so fresh ones are made (back to QUEUED) ...
+    poll_status::handle(&w.deps, poll(2)).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.children.len(), d.container_id.clone()), (DestState::Queued, 0, None));
+    assert!(!d.recreated, "an expired container may still be made again once");
+    let left: Vec<_> = d.orphaned_containers.iter().map(|o| o.container_id.clone()).collect();
+    assert_eq!(left, [None, Some("C1".into()), Some("C2".into()), Some("C3".into())]);
+    // ... by create-container (the stream delivers the QUEUED destination), then a new parent.
+    create_container::start(&w.deps, key.clone()).await.unwrap();
+    assert_eq!(dest(&w).await.children, ["C5", "C6", "C7"]);
+    poll_status::handle(&w.deps, poll(1)).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.container_id.as_deref()), (DestState::Ready, Some("C8")));
+    assert_eq!(w.graph.specs.lock().unwrap().last().unwrap().children.as_deref(), Some("C5,C6,C7"));
+    publish::publish(&w.deps, key.clone()).await.unwrap();
+    publish::publish(&w.deps, key).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!(d.state, DestState::Published, "{:?}", d.failure);
+    assert_eq!(w.graph.calls("publish"), 1);
+    assert_eq!(d.orphaned_containers.len(), 4, "the record of what was left behind stays");
+}
+
+#[tokio::test]
+async fn a_refused_carousel_container_without_an_unanswered_attempt_fails_with_metas_reason() {
+    let w = world().await;
+    let key = store_request(&w, carousel_request(&[MediaKind::Image, MediaKind::Image])).await;
+    create_container::start(&w.deps, key).await.unwrap();
+    *w.graph.create_error.lock().unwrap() = Some(GraphError::from_response(
+        400,
+        br#"{"error":{"message":"(#100) param collaborators is not allowed","code":100}}"#,
+    ));
+    poll_status::handle(&w.deps, poll(1)).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!(d.state, DestState::Failed);
+    assert_eq!(d.failure.unwrap().code, Some(100));
+    assert!(d.orphaned_containers.is_empty(), "nothing was made: {:?}", d.orphaned_containers);
+    assert_eq!(d.children, ["C1", "C2"]);
+}
+
+#[tokio::test]
+async fn after_every_set_of_children_went_unanswered_the_refusal_stands() {
+    let w = world().await;
+    let key = store_request(&w, carousel_request(&[MediaKind::Image, MediaKind::Image])).await;
+    let mut rounds = 0;
+    loop {
+        create_container::start(&w.deps, key.clone()).await.unwrap();
+        // Each parent is made, but answered too late: a network that never answers in time.
+        w.graph.creates.lock().unwrap().push_back(Create::MadeThen(GraphError::Timeout));
+        poll_status::handle(&w.deps, poll(1)).await.unwrap();
+        poll_status::handle(&w.deps, poll(2)).await.unwrap();
+        rounds += 1;
+        if dest(&w).await.state != DestState::Queued || rounds > 10 {
+            break;
+        }
+    }
+    let d = dest(&w).await;
+    assert_eq!(d.state, DestState::Failed, "bounded, not endless");
+    assert_eq!(rounds, crate::polling::MAX_CREATE_RETRIES as usize + 1);
+    assert!(d.failure.unwrap().reason.contains("not an unused carousel item"));
+}
+
+#[tokio::test]
+async fn a_reel_made_but_answered_unreadably_is_made_again_and_the_first_is_on_record() {
+    let w = world().await;
+    let mut request = carousel_request(&[MediaKind::Video]);
+    request.options.reel = Some(ReelOptions { cover_url: Some("https://cdn.example.com/cover.jpg".into()), ..ReelOptions::default() });
+    let key = store_request(&w, request).await;
+    w.graph.creates.lock().unwrap().push_back(Create::MadeThen(GraphError::Decode("EOF while parsing a value".into())));
+    create_container::start(&w.deps, key.clone()).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.create_retries, d.container_id.clone()), (DestState::Queued, 1, None), "retried, not failed");
+    assert_eq!(d.orphaned_containers.len(), 1);
+    assert_eq!(d.orphaned_containers[0].container_id, None);
+    assert!(d.orphaned_containers[0].reason.starts_with("creating the container: Instagram's answer was not understood"));
+    // The scheduled retry makes a second container; only that one is published.
+    create_container::start(&w.deps, key.clone()).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.container_id.as_deref()), (DestState::Processing, Some("C2")));
+    w.graph.statuses([ContainerStatus::Finished]);
+    poll_status::handle(&w.deps, poll(1)).await.unwrap();
+    publish::publish(&w.deps, key).await.unwrap();
+    assert_eq!(dest(&w).await.state, DestState::Published);
+    assert_eq!(w.graph.calls("publish"), 1);
+    let specs = w.graph.specs.lock().unwrap();
+    assert_eq!(specs.len(), 2);
+    assert!(specs.iter().all(|s| s.media_type == Some("REELS") && s.cover_url.is_some()));
+}
+
 #[tokio::test]
 async fn a_carousel_child_that_fails_processing_fails_the_post_naming_the_item() {
     let w = world().await;
@@ -723,4 +857,205 @@ async fn a_throttled_publish_is_deferred_by_metas_estimate() {
     let d = dest(&w).await;
     assert_eq!((d.state, d.resume_state), (DestState::Deferred, Some(DestState::Ready)));
     assert_eq!(d.deferred_until, Some(NOW + Duration::from_secs(12 * 60)));
+}
+
+// ---- sweep (the watchdog) ----
+
+/// The same world, seen `later` (the sweep runs on its own clock).
+async fn later(w: &World, later: Duration) -> World {
+    let mut late = world().await;
+    late.store = w.store.clone();
+    late.deps.store = w.store.clone();
+    late.deps.graph = w.graph.clone();
+    late.deps.scheduler = w.scheduler.clone();
+    late.deps.clock = Arc::new(FixedClock(NOW + later));
+    late
+}
+
+fn watchdog() -> crate::polling::WatchdogPolicy {
+    crate::polling::WatchdogPolicy { grace: Duration::from_secs(600), max_rearms: 3, batch: 10 }
+}
+
+#[tokio::test]
+async fn a_queued_destination_whose_stream_record_was_lost_is_restarted_after_the_grace() {
+    let w = world().await;
+    stored_post(&w, MediaKind::Image, None).await;
+    // Nothing happened to it (the stream record was dropped). Within the grace: left alone.
+    let report = super::sweep::handle(&later(&w, Duration::from_secs(599)).await.deps, &watchdog()).await.unwrap();
+    assert_eq!((report.overdue, report.rearmed), (0, 0));
+    assert_eq!(w.graph.calls("create"), 0);
+    // Past it: the container is made, through the same step.
+    let report = super::sweep::handle(&later(&w, Duration::from_secs(601)).await.deps, &watchdog()).await.unwrap();
+    assert_eq!((report.overdue, report.rearmed, report.failed), (1, 1, 0));
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.rearms), (DestState::Ready, 1));
+    assert!(d.history.iter().any(|h| h.note.as_deref().is_some_and(|n| n.contains("re-armed by the watchdog"))), "{:?}", d.history);
+    // READY, and its stream record lost too: the next sweep publishes it, once.
+    let report = super::sweep::handle(&later(&w, Duration::from_secs(1300)).await.deps, &watchdog()).await.unwrap();
+    assert_eq!(report.rearmed, 1);
+    assert_eq!(dest(&w).await.state, DestState::Published);
+    assert_eq!(w.graph.calls("publish"), 1);
+    // Final: never swept again.
+    let report = super::sweep::handle(&later(&w, Duration::from_secs(99_999)).await.deps, &watchdog()).await.unwrap();
+    assert_eq!(report, super::sweep::SweepReport::default());
+}
+
+#[tokio::test]
+async fn a_scheduled_post_whose_start_never_fired_is_started_by_the_sweep() {
+    let w = world().await;
+    let at = NOW + Duration::from_secs(3600);
+    stored_post(&w, MediaKind::Image, Some(at)).await;
+    let report = super::sweep::handle(&later(&w, Duration::from_secs(3600 + 300)).await.deps, &watchdog()).await.unwrap();
+    assert_eq!(report.overdue, 0, "Scheduler may still be late; within the grace it is left alone");
+    super::sweep::handle(&later(&w, Duration::from_secs(3600 + 601)).await.deps, &watchdog()).await.unwrap();
+    assert_eq!(dest(&w).await.state, DestState::Ready);
+    assert_eq!(w.graph.calls("create"), 1);
+}
+
+#[tokio::test]
+async fn a_lost_poll_is_fired_again_at_the_attempt_the_destination_waits_for() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Video, None).await;
+    create_container::start(&w.deps, key).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.poll_attempt, d.next_poll_at), (DestState::Processing, 1, Some(NOW + Duration::from_secs(60))));
+    // The poll schedule's invocation was dropped. 10 minutes after it was due, the sweep polls.
+    w.graph.statuses([ContainerStatus::Finished]);
+    let late = later(&w, Duration::from_secs(60 + 601)).await;
+    assert_eq!(super::sweep::handle(&late.deps, &watchdog()).await.unwrap().rearmed, 1);
+    assert_eq!(dest(&w).await.state, DestState::Ready);
+}
+
+#[tokio::test]
+async fn a_destination_that_keeps_stalling_fails_with_the_reason_and_waiting_ones_are_left_alone() {
+    let w = world().await;
+    stored_post(&w, MediaKind::Image, None).await;
+    // Restarted three times already, and still nothing moved it.
+    let mut d = dest(&w).await;
+    d.rearms = 3;
+    w.store.save_destination(&mut d).await.unwrap();
+    let report = super::sweep::handle(&later(&w, Duration::from_secs(601)).await.deps, &watchdog()).await.unwrap();
+    assert_eq!((report.failed, report.rearmed), (1, 0), "{report:?}");
+    let d = dest(&w).await;
+    assert_eq!(d.state, DestState::Failed);
+    let reason = d.failure.unwrap().reason;
+    assert!(reason.contains("stalled") && reason.contains("QUEUED") && reason.contains("3 times"), "{reason}");
+    assert_eq!(w.graph.calls("create"), 0);
+
+    // AWAITING_AUTH waits for a person: not the watchdog's.
+    let w = world().await;
+    stored_post(&w, MediaKind::Image, None).await;
+    set_state(&w, DestState::AwaitingAuth).await;
+    let report = super::sweep::handle(&later(&w, Duration::from_secs(86_400)).await.deps, &watchdog()).await.unwrap();
+    assert_eq!(report.overdue, 0);
+}
+
+// ---- lost publish answers: the media is recorded only when certain ----
+
+/// Post `id` with `caption`, READY to publish (container `C-<id>`).
+async fn ready_post(w: &World, id: &str, caption: &str, placement: Placement) -> DestinationKey {
+    let request = PostRequest {
+        caption: caption.into(),
+        media: vec![MediaItem::new("https://cdn.example.com/a", MediaKind::Image)],
+        accounts: vec![ACCOUNT.into()],
+        options: PostOptions { placement, ..PostOptions::default() },
+        ..PostRequest::default()
+    };
+    let post = Post::new(id.into(), "generic", id, request, NOW);
+    let delivery = Delivery { source: "generic".into(), event_id: id.into(), post_id: id.into(), expires_at: Some(0) };
+    w.store.create_post(&delivery, &post, &post.destinations(NOW)).await.unwrap();
+    let mut d = w.store.get_destination(id, ACCOUNT).await.unwrap().unwrap();
+    d.state = DestState::Ready;
+    d.container_id = Some(format!("C-{id}"));
+    w.store.save_destination(&mut d).await.unwrap();
+    DestinationKey { post_id: id.into(), account_id: ACCOUNT.into() }
+}
+
+fn media(id: &str, caption: Option<&str>, after: u64) -> MediaSummary {
+    MediaSummary { id: id.into(), caption: caption.map(Into::into), permalink: None, timestamp: Some(NOW + Duration::from_secs(after)) }
+}
+
+#[tokio::test]
+async fn two_lost_publishes_with_the_same_caption_each_get_their_own_media() {
+    let w = world().await;
+    let first = ready_post(&w, "P1", "Same words", Placement::Feed).await;
+    let second = ready_post(&w, "P2", "Same words", Placement::Feed).await;
+    // P1 publishes at NOW, P2 a minute later; both answers are lost.
+    w.graph.publishes.lock().unwrap().extend([Err(GraphError::Timeout), Err(GraphError::Timeout)]);
+    assert!(publish::publish(&w.deps, first.clone()).await.is_err());
+    let minute = later(&w, Duration::from_secs(60)).await;
+    assert!(publish::publish(&minute.deps, second.clone()).await.is_err());
+    // Meta has both, newest first; P1's media is older than P2's call.
+    *w.graph.recent.lock().unwrap() = vec![media("M2", Some("Same words"), 61), media("M1", Some("Same words"), 1)];
+    // P1 looks first: both media came after its call and neither is claimed: not certain, wait.
+    w.graph.statuses([ContainerStatus::Published]);
+    let err = publish::publish(&minute.deps, first.clone()).await.unwrap_err();
+    assert!(matches!(err, crate::Error::Retry(_)), "{err}");
+    assert_eq!(w.store.get_destination("P1", ACCOUNT).await.unwrap().unwrap().state, DestState::Publishing);
+    // P2: only M2 is after its call.
+    w.graph.statuses([ContainerStatus::Published]);
+    publish::publish(&minute.deps, second).await.unwrap();
+    // P1 again: M2 is P2's now, so M1 is certainly P1's.
+    w.graph.statuses([ContainerStatus::Published]);
+    publish::publish(&minute.deps, first).await.unwrap();
+    let p1 = w.store.get_destination("P1", ACCOUNT).await.unwrap().unwrap();
+    let p2 = w.store.get_destination("P2", ACCOUNT).await.unwrap().unwrap();
+    assert_eq!((p1.state, p1.media_id.as_deref()), (DestState::Published, Some("M1")));
+    assert_eq!((p2.state, p2.media_id.as_deref()), (DestState::Published, Some("M2")));
+    assert_eq!(w.graph.calls("publish"), 2, "nothing published twice");
+}
+
+#[tokio::test]
+async fn a_media_that_cannot_be_told_apart_is_never_guessed_and_gets_no_first_comment() {
+    let w = world().await;
+    let key = ready_post(&w, "P1", "", Placement::Story).await;
+    let mut post = w.store.get_post("P1").await.unwrap().unwrap();
+    post.options.first_comment = Some("hello".into());
+    w.store.save_post_edit(&post, &mut []).await.unwrap();
+    w.graph.publishes.lock().unwrap().push_back(Err(GraphError::Timeout));
+    assert!(publish::publish(&w.deps, key.clone()).await.is_err());
+    // Two stories appeared after our call (someone else posted one by hand): ambiguous.
+    *w.graph.recent.lock().unwrap() = vec![media("S2", None, 3), media("S1", None, 2), media("S0", None, 0)];
+    for _ in 1..publish::MAX_RECOVERY_CHECKS {
+        w.graph.statuses([ContainerStatus::Published]);
+        assert!(publish::publish(&w.deps, key.clone()).await.is_err());
+    }
+    w.graph.statuses([ContainerStatus::Published]);
+    publish::publish(&w.deps, key).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.media_id.as_deref()), (DestState::Published, None));
+    assert!(d.first_comment_error.as_deref().is_some_and(|e| e.contains("could not be identified")), "{d:?}");
+    assert_eq!(w.graph.calls("comment"), 0);
+    assert_eq!(w.graph.calls("publish"), 1);
+}
+
+#[tokio::test]
+async fn an_unreadable_success_from_media_publish_is_reconciled_not_failed() {
+    let w = world().await;
+    let key = stored_post(&w, MediaKind::Image, None).await;
+    set_state(&w, DestState::Ready).await;
+    w.graph.publishes.lock().unwrap().push_back(Err(GraphError::Decode("expected value at line 1 column 1".into())));
+    assert!(publish::publish(&w.deps, key.clone()).await.is_err(), "an unknown outcome goes back for a retry");
+    assert_eq!(dest(&w).await.state, DestState::Publishing);
+    w.graph.statuses([ContainerStatus::Published]);
+    *w.graph.recent.lock().unwrap() = vec![media("M7", Some("Autumn sale"), 0)];
+    publish::publish(&w.deps, key).await.unwrap();
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.media_id.as_deref()), (DestState::Published, Some("M7")));
+    assert_eq!(w.graph.calls("publish"), 1);
+}
+
+#[tokio::test]
+async fn an_old_start_firing_after_a_reschedule_arms_the_new_start_and_nothing_else() {
+    let w = world().await;
+    let new = NOW + Duration::from_secs(7200);
+    let key = stored_post(&w, MediaKind::Image, Some(new)).await;
+    // The old start (for NOW) was not deleted and fires now; the new one exists already.
+    let input = crate::scheduler::StartInput { post_id: key.post_id.clone(), account_id: key.account_id.clone() };
+    w.deps.scheduler.schedule_once(&crate::scheduler::OneTimeSchedule::start(input.clone(), NOW)).await.unwrap();
+    create_container::start(&w.deps, key).await.unwrap();
+    assert_eq!(w.graph.calls("create"), 0, "not started early");
+    let names: Vec<String> = w.scheduler.schedules.lock().unwrap().iter().map(|s| s.name.clone()).collect();
+    let expected = crate::scheduler::OneTimeSchedule::start_name(&input.post_id, &input.account_id, new);
+    assert!(names.contains(&expected), "the new start is armed under its own name: {names:?}");
 }

@@ -296,12 +296,11 @@ mod tests {
     use super::*;
     use crate::sources::contentful_assets::{Asset, StaticAssets};
     use crate::sources::fixtures;
+    use instapipe_test_support::samples::{CONTENTFUL_AT_MS as TS_MS, CONTENTFUL_SECRET as SECRET};
     use std::collections::HashMap;
     use time::macros::datetime;
 
-    const SECRET: &str = "test-secret-contentful-webhooks-0123456789abcdef0123456789abcdef";
     const NAME: &str = "contentful-entry-publish";
-    const TS_MS: i64 = 1795166102418;
     const ACCOUNT: &str = "17841400000000001";
 
     fn at_ms(ms: i64) -> OffsetDateTime {
@@ -362,7 +361,7 @@ mod tests {
             ("x-contentful-signature", "zz"),
             ("x-contentful-signature", &"g".repeat(64)),
             ("x-contentful-signed-headers", "content-type"),
-            ("x-contentful-timestamp", "1795166102"),
+            ("x-contentful-timestamp", "1791877925"),
             ("x-contentful-timestamp", "soon"),
             ("x-contentful-timestamp", "99999999999999999999999"),
         ];
@@ -381,7 +380,7 @@ mod tests {
     }
 
     fn routing(extra: serde_json::Value) -> Routing {
-        let mut route = serde_json::json!({"source": "contentful", "space": "exmpl0space1", "content_type": "socialPost",
+        let mut route = serde_json::json!({"source": "contentful", "space": "demo0space7", "content_type": "instagramPost",
             "fields": {"media": ["heroImage", "gallery"], "publish_at": "publishAt"}, "accounts": [ACCOUNT]});
         route.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         Routing::from_json(Some(&serde_json::json!({ "routes": [route] }).to_string())).unwrap()
@@ -390,36 +389,36 @@ mod tests {
     fn assets() -> StaticAssets {
         let asset = |n: u8| Asset { url: format!("https://images.example.com/a{n}.jpg"), content_type: "image/jpeg".into() };
         StaticAssets(HashMap::from([
-            ("6hJkLmNoPqRsTuVwXyZa01".to_string(), asset(1)),
-            ("6hJkLmNoPqRsTuVwXyZa02".to_string(), asset(2)),
-            ("6hJkLmNoPqRsTuVwXyZa03".to_string(), asset(3)),
+            ("4mNbVcXzLkJhGfDsAqW001".to_string(), asset(1)),
+            ("4mNbVcXzLkJhGfDsAqW002".to_string(), asset(2)),
+            ("4mNbVcXzLkJhGfDsAqW003".to_string(), asset(3)),
         ]))
     }
 
     #[tokio::test]
     async fn a_published_entry_becomes_a_post_in_the_routes_locale() {
         let mapped = map(&fixtures::headers(NAME), &fixtures::body(NAME), &routing(serde_json::json!({})), &assets()).await.unwrap();
-        assert_eq!(mapped.delivery, DedupeKey::new(SOURCE, "exmpl0space1:master:2fTqXw9Lr4cVn8bHmJ1kZe:3"));
+        assert_eq!(mapped.delivery, DedupeKey::new(SOURCE, "demo0space7:master:5kPqRsTuVwXyZaBcDeFgHi:5"));
         let Outcome::Post { request, also, .. } = mapped.outcome else { panic!("not posted") };
         assert_eq!(
             request.caption,
-            "Our winter menu is here ❄️ Five new dishes from 1 December — book at example.com/book #wintermenu"
+            "Ten books for long evenings 🍂 Our autumn list is out — reserve yours at example.com/reserve #autumnreads"
         );
         assert_eq!(request.media, [MediaItem::new("https://images.example.com/a1.jpg", MediaKind::Image)]);
-        assert_eq!(request.publish_at, Some(datetime!(2026-11-21 17:00 UTC)));
-        assert_eq!(also, [DedupeKey::new(SOURCE, "entry:exmpl0space1:master:2fTqXw9Lr4cVn8bHmJ1kZe")]);
+        assert_eq!(request.publish_at, Some(datetime!(2026-10-15 16:30 UTC)));
+        assert_eq!(also, [DedupeKey::new(SOURCE, "entry:demo0space7:master:5kPqRsTuVwXyZaBcDeFgHi")]);
 
         let r = routing(serde_json::json!({"caption": "{title}: {caption}", "repost_updates": true}));
         let Outcome::Post { request, also, .. } = map(&fixtures::headers(NAME), &fixtures::body(NAME), &r, &assets()).await.unwrap().outcome else {
             panic!("not posted")
         };
-        assert!(request.caption.starts_with("Winter Menu Launch: Our winter menu is here"), "{}", request.caption);
+        assert!(request.caption.starts_with("Autumn Reading List: Ten books for long evenings"), "{}", request.caption);
         assert!(also.is_empty(), "repost_updates: only the revision is claimed");
 
         // de-DE has no images of its own, and webhooks carry no locale fallback.
         let r = routing(serde_json::json!({"locale": "de-DE"}));
         let mapped = map(&fixtures::headers(NAME), &fixtures::body(NAME), &r, &assets()).await.unwrap();
-        assert_eq!(mapped.outcome, Outcome::Skip("entry 2fTqXw9Lr4cVn8bHmJ1kZe has no asset in heroImage, gallery (de-DE)".into()));
+        assert_eq!(mapped.outcome, Outcome::Skip("entry 5kPqRsTuVwXyZaBcDeFgHi has no asset in heroImage, gallery (de-DE)".into()));
     }
 
     #[tokio::test]
@@ -441,11 +440,11 @@ mod tests {
         assert!(matches!(mapped.outcome, Outcome::Skip(ref r) if r.starts_with("topic ContentManagement.Entry.unpublish")));
 
         let mapped = map(&headers, &body, &Routing::default(), &assets()).await.unwrap();
-        assert_eq!(mapped.outcome, Outcome::Skip("no route for Contentful space exmpl0space1 (master), content type socialPost".into()));
+        assert_eq!(mapped.outcome, Outcome::Skip("no route for Contentful space demo0space7 (master), content type instagramPost".into()));
 
         let e = map(&headers, &body, &routing(serde_json::json!({})), &StaticAssets::default()).await.unwrap_err();
         assert_eq!((e.status, e.field.as_deref()), (422, Some("fields.heroImage.en-US")));
-        assert!(e.message.contains("6hJkLmNoPqRsTuVwXyZa01 is not published"), "{}", e.message);
+        assert!(e.message.contains("4mNbVcXzLkJhGfDsAqW001 is not published"), "{}", e.message);
 
         let e = map(&headers, br#"{"sys":{"id":"x"}}"#, &routing(serde_json::json!({})), &assets()).await.unwrap_err();
         assert_eq!((e.status, e.field.as_deref()), (400, Some("sys")));

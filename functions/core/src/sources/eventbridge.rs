@@ -226,13 +226,13 @@ mod tests {
     fn a_publish_requested_event_shares_the_contentful_revision_key() {
         let trigger = parse(fixtures::json("eventbridge-publish-requested"), &routing("all")).unwrap();
         let Trigger::Mapped(Mapped { delivery, outcome: Outcome::Post { request, route, .. } }) = trigger else { panic!("{trigger:?}") };
-        assert_eq!(delivery, DedupeKey::new("contentful", "exmpl0space1:master:2fTqXw9Lr4cVn8bHmJ1kZe:3"));
+        assert_eq!(delivery, DedupeKey::new("contentful", "demo0space7:master:5kPqRsTuVwXyZaBcDeFgHi:5"));
         assert_eq!(route, "routes[0] (eventbridge com.example.cms-bridge)");
         assert_eq!(request.accounts, [ACCOUNT]);
         assert_eq!(request.media.len(), 2);
-        assert_eq!(request.media[1].url, "https://images.example.com/exmpl0space1/6hJkLmNoPqRsTuVwXyZa02/winter-dish-1.jpg");
-        assert!(request.caption.ends_with("#wintermenu\nhttps://www.example.com/menus/winter"), "{}", request.caption);
-        assert_eq!(request.publish_at, Some(datetime!(2026-11-21 17:00 UTC)));
+        assert_eq!(request.media[1].url, "https://images.example.com/demo0space7/4mNbVcXzLkJhGfDsAqW002/autumn-shelf.jpg");
+        assert!(request.caption.ends_with("#autumnreads\nhttps://www.example.com/reading/autumn"), "{}", request.caption);
+        assert_eq!(request.publish_at, Some(datetime!(2026-10-15 16:30 UTC)));
 
         let Trigger::Mapped(Mapped { outcome: Outcome::Post { request, .. }, .. }) =
             parse(fixtures::json("eventbridge-publish-requested"), &routing("first")).unwrap()
@@ -255,7 +255,7 @@ mod tests {
         let mut event = fixtures::json("eventbridge-publish-requested");
         event["detail-type"] = "Scheduled Event".into();
         let Trigger::Mapped(mapped) = parse(event, &routing("all")).unwrap() else { panic!() };
-        assert_eq!(mapped.delivery, DedupeKey::new(SOURCE, "7c1f4b52-3e0a-4d9b-9a57-2f6f0c8e5d11"));
+        assert_eq!(mapped.delivery, DedupeKey::new(SOURCE, "2d4f6a8c-1b3e-4c5d-8e7f-9a0b1c2d3e4f"));
         assert!(matches!(mapped.outcome, Outcome::Skip(ref r) if r.contains("Scheduled Event")));
     }
 
@@ -274,10 +274,10 @@ mod tests {
             Trigger::PublishDue {
                 delivery: DedupeKey::new(
                     SCHEDULER_SOURCE,
-                    "arn:aws:scheduler:eu-west-1:123456789012:schedule/ig-posts/post-2fTqXw9Lr4cVn8bHmJ1kZe-r3@2026-11-21T17:00:00Z"
+                    "arn:aws:scheduler:eu-central-1:210987654321:schedule/instapipe-posts/post-5kPqRsTuVwXyZaBcDeFgHi-r5@2026-10-15T16:30:00Z"
                 ),
-                post_key: DedupeKey::new("contentful", "exmpl0space1:master:2fTqXw9Lr4cVn8bHmJ1kZe:3"),
-                schedule_arn: "arn:aws:scheduler:eu-west-1:123456789012:schedule/ig-posts/post-2fTqXw9Lr4cVn8bHmJ1kZe-r3".into(),
+                post_key: DedupeKey::new("contentful", "demo0space7:master:5kPqRsTuVwXyZaBcDeFgHi:5"),
+                schedule_arn: "arn:aws:scheduler:eu-central-1:210987654321:schedule/instapipe-posts/post-5kPqRsTuVwXyZaBcDeFgHi-r5".into(),
             }
         );
     }

@@ -1,32 +1,18 @@
-//! The signed sample requests of shared/fixtures/webhooks, as the handlers receive them (tests).
-
-use std::path::PathBuf;
+//! The signed sample requests of instapipe-test-support, as the handlers receive them (tests).
 
 use http::HeaderMap;
+use instapipe_test_support::samples;
 use lambda_http::{Body, Request};
 
-fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/webhooks")
-}
-
-/// The body's exact bytes: what was signed.
-pub fn body(name: &str) -> Vec<u8> {
-    std::fs::read(dir().join(format!("{name}.body.json"))).unwrap()
-}
+pub use instapipe_test_support::samples::{body, json};
 
 /// The headers, names as the sender spelled them (HeaderMap compares them case-insensitively).
 pub fn headers(name: &str) -> HeaderMap {
-    let raw: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(dir().join(format!("{name}.headers.json"))).unwrap()).unwrap();
     let mut headers = HeaderMap::new();
-    for (k, v) in raw {
-        headers.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.as_str().unwrap().parse().unwrap());
+    for (k, v) in samples::headers(name) {
+        headers.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
     }
     headers
-}
-
-pub fn json(name: &str) -> serde_json::Value {
-    serde_json::from_slice(&body(name)).unwrap()
 }
 
 /// `POST <path>` with the sample's headers and body.

@@ -11,7 +11,6 @@ pub mod json;
 pub mod mapped;
 pub mod routed;
 pub mod shopify;
-pub mod signing;
 pub mod standard_webhooks;
 pub mod text;
 pub mod wordpress;

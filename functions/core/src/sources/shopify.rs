@@ -210,12 +210,12 @@ fn required_header<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h
 mod tests {
     use super::*;
     use crate::sources::fixtures;
+    use instapipe_test_support::samples::SHOPIFY_SECRET as SECRET;
 
-    const SECRET: &str = "test-secret";
     const ACCOUNT: &str = "17841400000000001";
 
     fn routing(extra: serde_json::Value) -> Routing {
-        let mut route = serde_json::json!({"source": "shopify", "shop": "example-store.myshopify.com", "accounts": [ACCOUNT]});
+        let mut route = serde_json::json!({"source": "shopify", "shop": "demo-pier-goods.myshopify.com", "accounts": [ACCOUNT]});
         route.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         Routing::from_json(Some(&serde_json::json!({ "routes": [route] }).to_string())).unwrap()
     }
@@ -256,24 +256,24 @@ mod tests {
     fn an_active_published_product_becomes_a_post() {
         let name = "shopify-products-create";
         let mapped = map(&fixtures::headers(name), &fixtures::body(name), &routing(serde_json::json!({}))).unwrap();
-        assert_eq!(mapped.delivery, DedupeKey::new(SOURCE, "3f0b8c2e-6a1d-4e57-9b0c-1d2e3f4a5b6c"));
+        assert_eq!(mapped.delivery, DedupeKey::new(SOURCE, "5b2e9f10-7c4a-4d63-8e1b-2a3c4d5e6f70"));
         let Outcome::Post { request, route, also } = mapped.outcome else { panic!("not posted") };
-        assert_eq!(route, "routes[0] (shopify example-store.myshopify.com)");
+        assert_eq!(route, "routes[0] (shopify demo-pier-goods.myshopify.com)");
         assert_eq!(
             request.caption,
-            "Speckled Stoneware Mug — Café Edition — from 24.00\n\
-             https://example-store.myshopify.com/products/speckled-stoneware-mug-cafe-edition\n\n\
-             #café #ceramics #gift #newarrival"
+            "Enamel Camp Kettle — Fjäll Edition — from 38.00\n\
+             https://demo-pier-goods.myshopify.com/products/enamel-camp-kettle-fjall-edition\n\n\
+             #fjäll #camping #gift #newarrival"
         );
         assert_eq!(request.media.len(), 1, "the route's default media choice is the first image");
-        assert_eq!(request.media[0].url, "https://cdn.example.com/s/files/1/0000/0001/files/speckled-mug-sand.jpg?v=1795166097");
-        assert_eq!(request.media[0].alt_text.as_deref(), Some("Speckled stoneware mug in sand glaze on an oak table"));
+        assert_eq!(request.media[0].url, "https://cdn.example.com/s/files/1/0000/0002/files/camp-kettle-pine.jpg?v=1791877841");
+        assert_eq!(request.media[0].alt_text.as_deref(), Some("Pine-green enamel kettle on a camp stove at dawn"));
         assert_eq!(request.accounts, [ACCOUNT]);
         assert_eq!(
             also,
             [
-                DedupeKey::new(SOURCE, "event:9d7e6f5a-4b3c-4d2e-8f1a-0b9c8d7e6f5a"),
-                DedupeKey::new(SOURCE, "product:example-store.myshopify.com:8123456789012"),
+                DedupeKey::new(SOURCE, "event:a8d1c3e5-2f4b-4a6c-9e8d-7f6a5b4c3d2e"),
+                DedupeKey::new(SOURCE, "product:demo-pier-goods.myshopify.com:7310000000101"),
             ]
         );
     }
@@ -287,23 +287,23 @@ mod tests {
             panic!("not posted")
         };
         let urls: Vec<_> = request.media.iter().map(|m| m.url.rsplit('/').next().unwrap()).collect();
-        assert_eq!(urls, ["speckled-mug-sand.jpg?v=1795166097", "speckled-mug-charcoal.jpg?v=1795166097"]);
+        assert_eq!(urls, ["camp-kettle-pine.jpg?v=1791877841", "camp-kettle-slate.jpg?v=1791877841"]);
         assert_eq!(request.media[1].alt_text, None, "alt: null stays without alt text");
         assert_eq!(
             request.caption,
-            "Speckled Stoneware Mug — Café Edition: Hand-thrown stoneware mug with a speckled glaze & a 350 ml capacity. \
-             Dishwasher safe Made in small batches (Example Ceramics)"
+            "Enamel Camp Kettle — Fjäll Edition: Stove-top enamel kettle with a beech handle & a 1.2 l capacity. \
+             Works on gas and induction Hand-dipped enamel (Example Outfitters)"
         );
         // repost_updates: the product key carries a hash of what is shown, so an edit posts again.
-        assert!(also[1].event_id.starts_with("product:example-store.myshopify.com:8123456789012:"), "{:?}", also[1]);
+        assert!(also[1].event_id.starts_with("product:demo-pier-goods.myshopify.com:7310000000101:"), "{:?}", also[1]);
     }
 
     #[test]
     fn drafts_other_topics_and_unrouted_shops_are_skipped() {
         let name = "shopify-products-update";
         let mapped = map(&fixtures::headers(name), &fixtures::body(name), &routing(serde_json::json!({}))).unwrap();
-        assert_eq!(mapped.delivery.event_id, "c2a7d9e1-0f3b-4c6d-a8e2-5b4c3d2e1f0a");
-        assert_eq!(mapped.outcome, Outcome::Skip("product 8123456789099 is draft, not active".into()));
+        assert_eq!(mapped.delivery.event_id, "0e9d8c7b-6a5f-4e3d-b2c1-a0f9e8d7c6b5");
+        assert_eq!(mapped.outcome, Outcome::Skip("product 7310000000188 is draft, not active".into()));
 
         let create = "shopify-products-create";
         let mut headers = fixtures::headers(create);
@@ -316,7 +316,7 @@ mod tests {
         let Outcome::Skip(reason) = map(&fixtures::headers(create), &fixtures::body(create), &Routing::default()).unwrap().outcome else {
             panic!()
         };
-        assert_eq!(reason, "no route for Shopify shop example-store.myshopify.com");
+        assert_eq!(reason, "no route for Shopify shop demo-pier-goods.myshopify.com");
     }
 
     #[test]

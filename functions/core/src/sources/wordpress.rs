@@ -105,10 +105,10 @@ mod tests {
     use crate::sources::fixtures;
 
     const NAME: &str = "wordpress-post-published";
-    const ID: &str = "msg_c1cfda0cfc31dd728d49a8fe5ef31154";
+    const ID: &str = "msg_286756288af89c6fe2bcb1de3973f016";
 
     fn routing(extra: serde_json::Value) -> Routing {
-        let mut route = serde_json::json!({"source": "wordpress", "site": "https://blog.example.com", "accounts": ["17841400000000001"]});
+        let mut route = serde_json::json!({"source": "wordpress", "site": "https://news.example.org", "accounts": ["17841400000000001"]});
         route.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         Routing::from_json(Some(&serde_json::json!({ "routes": [route] }).to_string())).unwrap()
     }
@@ -120,17 +120,17 @@ mod tests {
         let Outcome::Post { request, also, .. } = mapped.outcome else { panic!("not posted") };
         assert_eq!(
             request.caption,
-            "Our Winter Menu — Five New Dishes\n\n\
-             Five seasonal dishes arrive on 1 December. Here’s what to expect.\n\n\
-             https://blog.example.com/2026/11/20/winter-menu/\n\n#seasonal #winter"
+            "Autumn Reading List — Ten Picks\n\n\
+             Ten books for long evenings. Here’s the whole list.\n\n\
+             https://news.example.org/2026/10/13/autumn-reading/\n\n#autumn #reading"
         );
-        assert_eq!(request.media, [MediaItem::new("https://blog.example.com/wp-content/uploads/2026/11/winter-menu.jpg", MediaKind::Image)]);
-        assert_eq!(also, [DedupeKey::new(SOURCE, "post:https://blog.example.com:4211")]);
+        assert_eq!(request.media, [MediaItem::new("https://news.example.org/wp-content/uploads/2026/10/autumn-reading.jpg", MediaKind::Image)]);
+        assert_eq!(also, [DedupeKey::new(SOURCE, "post:https://news.example.org:5120")]);
 
         let r = routing(serde_json::json!({"repost_updates": true, "caption": "{title} [{categories}]"}));
         let Outcome::Post { request, also, .. } = map(ID, &fixtures::body(NAME), &r).unwrap().outcome else { panic!() };
-        assert_eq!(request.caption, "Our Winter Menu — Five New Dishes [Menu, News]");
-        assert_eq!(also[0].event_id, "post:https://blog.example.com:4211:2026-11-20T09:16:05Z");
+        assert_eq!(request.caption, "Autumn Reading List — Ten Picks [Books, Events]");
+        assert_eq!(also[0].event_id, "post:https://news.example.org:5120:2026-10-13T07:53:02Z");
     }
 
     #[test]
@@ -140,11 +140,11 @@ mod tests {
         assert!(matches!(map(ID, other.as_bytes(), &routing(serde_json::json!({}))).unwrap().outcome, Outcome::Skip(r) if r.contains("post.updated")));
         assert_eq!(
             map(ID, body.as_bytes(), &Routing::default()).unwrap().outcome,
-            Outcome::Skip("no route for WordPress site https://blog.example.com/".into())
+            Outcome::Skip("no route for WordPress site https://news.example.org/".into())
         );
-        let no_image = body.replace(r#""featured_image":"https:\/\/blog.example.com\/wp-content\/uploads\/2026\/11\/winter-menu.jpg""#, r#""featured_image":null"#);
+        let no_image = body.replace(r#""featured_image":"https:\/\/news.example.org\/wp-content\/uploads\/2026\/10\/autumn-reading.jpg""#, r#""featured_image":null"#);
         assert_ne!(no_image, body);
-        assert_eq!(map(ID, no_image.as_bytes(), &routing(serde_json::json!({}))).unwrap().outcome, Outcome::Skip("post 4211 has no featured image".into()));
+        assert_eq!(map(ID, no_image.as_bytes(), &routing(serde_json::json!({}))).unwrap().outcome, Outcome::Skip("post 5120 has no featured image".into()));
     }
 
     #[test]
@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn schema_violations_name_the_field() {
-        let e = map(ID, br#"{"type":"post.published","data":{"site":"https://blog.example.com/","id":"x"}}"#, &routing(serde_json::json!({}))).unwrap_err();
+        let e = map(ID, br#"{"type":"post.published","data":{"site":"https://news.example.org/","id":"x"}}"#, &routing(serde_json::json!({}))).unwrap_err();
         assert_eq!((e.status, e.field.as_deref()), (400, Some("data.id")));
         let e = map(ID, br#"{"type":"post.published"}"#, &routing(serde_json::json!({}))).unwrap_err();
         assert!(e.message.contains("missing field `data`"), "{}", e.message);

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::dynamo::item;
+use super::dynamo::{destination_item, item};
 use super::{Created, Delivery, DynamoStore, MemoryStore, keys};
 use crate::error::{Error, Result};
 use crate::post::{Destination, Post};
@@ -66,12 +66,14 @@ impl DeliveryLog for DynamoStore {
             claim.insert("pk".into(), AttributeValue::S(keys::delivery(&d.source, &d.event_id)));
             claim.insert("sk".into(), AttributeValue::S(keys::DELIVERY.into()));
             claim.insert("post_id".into(), AttributeValue::S(d.post_id.clone()));
-            claim.insert("expires_at".into(), AttributeValue::N(d.expires_at.to_string()));
+            if let Some(expires_at) = d.expires_at {
+                claim.insert("expires_at".into(), AttributeValue::N(expires_at.to_string()));
+            }
             writes.push(self.put(claim, "attribute_not_exists(pk) OR attribute_exists(skipped_reason)")?);
         }
         writes.push(self.put(item(post, pk.clone(), keys::POST_META.into())?, "attribute_not_exists(pk)")?);
         for d in destinations {
-            writes.push(self.put(item(d, pk.clone(), keys::destination(&d.account_id))?, "attribute_not_exists(pk)")?);
+            writes.push(self.put(destination_item(d)?, "attribute_not_exists(pk)")?);
         }
         let err = match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
             Ok(_) => return Ok(Created::New),
@@ -148,7 +150,10 @@ impl DeliveryLog for MemoryStore {
         for d in deliveries {
             let key = (d.source.clone(), d.event_id.clone());
             t.skipped.remove(&key);
-            t.delivery_expiry.insert(key.clone(), d.expires_at);
+            match d.expires_at {
+                Some(at) => t.delivery_expiry.insert(key.clone(), at),
+                None => t.delivery_expiry.remove(&key),
+            };
             t.deliveries.insert(key, d.post_id.clone());
         }
         t.posts.insert(post.post_id.clone(), post.clone());
@@ -174,7 +179,8 @@ impl DeliveryLog for MemoryStore {
 }
 
 impl MemoryStore {
-    /// When the table may forget a delivery key (made a post or skipped), in unix seconds (tests).
+    /// When the table may forget a delivery key (made a post or skipped), in unix seconds;
+    /// None for a key kept as long as its post (tests).
     pub fn delivery_expires_at(&self, source: &str, event_id: &str) -> Option<i64> {
         self.inner.lock().unwrap().delivery_expiry.get(&(source.to_string(), event_id.to_string())).copied()
     }
@@ -210,7 +216,7 @@ mod tests {
     }
 
     fn delivery(event_id: &str, post_id: &str) -> Delivery {
-        Delivery { source: "shopify".into(), event_id: event_id.into(), post_id: post_id.into(), expires_at: 0 }
+        Delivery { source: "shopify".into(), event_id: event_id.into(), post_id: post_id.into(), expires_at: Some(0) }
     }
 
     fn skipped(event_id: &str, reason: &str) -> Skipped {

@@ -58,6 +58,16 @@ pub(super) fn item<T: Serialize>(value: &T, pk: String, sk: String) -> Result<It
     Ok(item)
 }
 
+/// A destination's item, with the watchdog's index attribute: `due_at` (unix seconds) while
+/// something must still move it, absent otherwise, so the index holds only the open ones.
+pub(super) fn destination_item(d: &Destination) -> Result<Item> {
+    let mut item = item(d, keys::post(&d.post_id), keys::destination(&d.account_id))?;
+    if let Some(due) = d.next_move_at() {
+        item.insert(indexes::DUE_AT.into(), AttributeValue::N(due.unix_timestamp().to_string()));
+    }
+    Ok(item)
+}
+
 /// The last evaluated key (all string attributes in this table) as URL-safe base64 JSON.
 fn encode_cursor(key: &Item, b64: base64::engine::GeneralPurpose) -> String {
     use base64::Engine;
@@ -99,7 +109,7 @@ impl PostStore for DynamoStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item(&next, keys::post(&next.post_id), keys::destination(&next.account_id))?))
+            .set_item(Some(destination_item(&next)?))
             .condition_expression("version = :read")
             .expression_attribute_values(":read", AttributeValue::N(read_version.to_string()))
             .send()
@@ -125,7 +135,7 @@ impl PostStore for DynamoStore {
             next.version += 1;
             let put = Put::builder()
                 .table_name(&self.table)
-                .set_item(Some(item(&next, pk.clone(), keys::destination(&next.account_id))?))
+                .set_item(Some(destination_item(&next)?))
                 .condition_expression("version = :read")
                 .expression_attribute_values(":read", AttributeValue::N(d.version.to_string()))
                 .build()
@@ -218,6 +228,29 @@ impl PostStore for DynamoStore {
         let next = out.last_evaluated_key.clone();
         let items: Vec<Destination> = serde_dynamo::from_items(out.items.unwrap_or_default())?;
         Ok(Page { items, next_cursor: next.map(|k| encode_cursor(&k, b64)) })
+    }
+
+    async fn overdue_destinations(
+        &self,
+        state: crate::post::DestState,
+        before: time::OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Destination>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(indexes::BY_DUE)
+            .key_condition_expression("#state = :s AND #due < :before")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#due", indexes::DUE_AT)
+            .expression_attribute_values(":s", AttributeValue::S(state.as_str().into()))
+            .expression_attribute_values(":before", AttributeValue::N(before.unix_timestamp().to_string()))
+            .limit(i32::try_from(limit.clamp(1, 1000)).expect("at most 1000"))
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB Query", e))?;
+        Ok(serde_dynamo::from_items(out.items.unwrap_or_default())?)
     }
 
     async fn get_account(&self, account_id: &str) -> Result<Option<Account>> {

@@ -29,6 +29,8 @@ pub(super) struct Tables {
     pub(super) refresh_locks: HashMap<String, time::OffsetDateTime>,
     /// (post id, account id, event type) → status webhook delivery (see `NotificationLog`).
     pub(super) notifications: HashMap<(String, String, String), super::NotificationRecord>,
+    /// Media id → the destination it was recorded for (see `MediaClaims`).
+    pub(super) media: HashMap<String, super::MediaOwner>,
 }
 
 impl MemoryStore {
@@ -101,6 +103,26 @@ impl PostStore for MemoryStore {
         let items: Vec<_> = list.iter().skip(start).take(limit).cloned().collect();
         let next_cursor = (start + limit < list.len()).then(|| (start + limit).to_string());
         Ok(Page { items, next_cursor })
+    }
+
+    async fn overdue_destinations(
+        &self,
+        state: crate::post::DestState,
+        before: time::OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Destination>> {
+        let t = self.inner.lock().unwrap();
+        // Whole seconds, as the DynamoDB index keeps them.
+        let due = |d: &Destination| d.next_move_at().map(|at| at.unix_timestamp());
+        let mut list: Vec<_> = t
+            .destinations
+            .values()
+            .filter(|d| d.state == state && due(d).is_some_and(|at| at < before.unix_timestamp()))
+            .cloned()
+            .collect();
+        list.sort_by_key(|d| due(d));
+        list.truncate(limit);
+        Ok(list)
     }
 
     async fn get_account(&self, account_id: &str) -> Result<Option<Account>> {

@@ -4,12 +4,14 @@ mod accounts;
 pub mod api_keys;
 mod deliveries;
 mod dynamo;
+mod media;
 mod memory;
 mod notifications;
 
 pub use accounts::{AccountStore, REFRESH_LOCK_ATTRIBUTE};
 pub use deliveries::{DeliveryLog, SKIPPED_REASON_ATTRIBUTE, Skipped};
 pub use dynamo::DynamoStore;
+pub use media::{MediaClaims, MediaOwner};
 pub use memory::MemoryStore;
 pub use notifications::{NotificationLog, NotificationRecord};
 
@@ -49,8 +51,10 @@ pub struct Delivery {
     pub source: String,
     pub event_id: String,
     pub post_id: String,
-    /// Unix seconds after which the table's TTL may drop it.
-    pub expires_at: i64,
+    /// Unix seconds after which the table's TTL may drop it. None for a content key (a
+    /// product, an entry, a blog post): it means "this content was posted" for as long as
+    /// the post exists, so a products/update months later does not post it again.
+    pub expires_at: Option<i64>,
 }
 
 /// Names of the table's secondary indexes (template.yaml and the local stack create them).
@@ -60,6 +64,11 @@ pub mod indexes {
     pub const BY_ACCOUNT: &str = "by-account";
     /// Destinations by `state`, sorted by `updated_at`.
     pub const BY_STATE: &str = "by-state";
+    /// Open destinations by `state`, sorted by `due_at` (unix seconds, when the destination is
+    /// next expected to move): sparse, final ones carry no `due_at`. The watchdog reads it.
+    pub const BY_DUE: &str = "by-due";
+    /// The sort key of [`BY_DUE`], written by the DynamoDB adapter from `Destination::next_move_at`.
+    pub const DUE_AT: &str = "due_at";
 }
 
 /// Which destinations to list, newest first, a page at a time.
@@ -87,8 +96,9 @@ pub enum Created {
 }
 
 #[async_trait]
-/// Every store also keeps the de-duplication records of source events ([`DeliveryLog`]).
-pub trait PostStore: DeliveryLog + AccountStore + Send + Sync {
+/// Every store also keeps the de-duplication records of source events ([`DeliveryLog`]) and
+/// which destination each media belongs to ([`MediaClaims`]).
+pub trait PostStore: DeliveryLog + AccountStore + MediaClaims + Send + Sync {
     /// Writes the delivery, the post and its destinations at once, or nothing if the delivery
     /// is already known.
     async fn create_post(&self, delivery: &Delivery, post: &Post, destinations: &[Destination]) -> Result<Created> {
@@ -106,6 +116,14 @@ pub trait PostStore: DeliveryLog + AccountStore + Send + Sync {
     async fn save_post_edit(&self, post: &Post, destinations: &mut [Destination]) -> Result<()>;
     /// Destinations by account and/or state (indexes), newest first.
     async fn query_destinations(&self, query: &DestinationQuery) -> Result<Page<Destination>>;
+    /// Up to `limit` destinations in `state` that were expected to move before `before`,
+    /// oldest first (the watchdog's index; never a scan).
+    async fn overdue_destinations(
+        &self,
+        state: crate::post::DestState,
+        before: time::OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Destination>>;
     async fn get_account(&self, account_id: &str) -> Result<Option<Account>>;
     async fn put_account(&self, account: &Account) -> Result<()>;
     async fn get_account_usage(&self, account_id: &str) -> Result<Option<AccountUsage>>;

@@ -698,12 +698,8 @@ fn function_url_event(stack: &LocalStack, n: usize) -> Value {
 }
 
 fn eventbridge_event(n: usize) -> Value {
-    let path = root().join("../shared/fixtures/webhooks/eventbridge-publish-requested.body.json");
-    let mut event: Value = std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_else(|| panic!("cannot read {}", path.display()));
-    event["id"] = json!(format!("7c1f4b52-3e0a-4d9b-9a57-{n:012}"));
+    let mut event: Value = instapipe_test_support::samples::json("eventbridge-publish-requested");
+    event["id"] = json!(format!("2d4f6a8c-1b3e-4c5d-8e7f-{n:012}"));
     event["time"] = json!(OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap());
     event["detail"]["idempotencyKey"] = json!(format!("bench:eventbridge:{n}"));
     event["detail"]["post"]["caption"] = json!(format!("bench eventbridge post {n}"));

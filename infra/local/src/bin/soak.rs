@@ -7,15 +7,18 @@
 //! cargo run -p instapipe-local --bin soak -- --posts 1000 --rate 1.8 --drain 300
 //! ```
 //!
-//! - the Graph API simulator answers 10 % of calls with a 5xx, lets 2 % hang past the client's
-//!   timeout, and loses the answer of 2 % of successful publishes (seeded);
+//! - the Graph API simulator answers 10 % of calls with a 5xx (nothing done), carries out 2 %
+//!   but answers them only after the client's timeout — and the first and then 20 % of carousel
+//!   container creations, so that retries meet carousel items already used — and loses the
+//!   answer of 2 % of successful publishes (seeded);
 //! - the local runner delivers 10 % of stream records and of schedule firings twice (seeded);
 //! - every webhook is sent twice with the same id (generic, Shopify and WordPress; the second
 //!   time signed again with the current time).
 //!
 //! Printed at the end: posts accepted, published, failed (by reason), lost (accepted but in no
 //! final state after the drain) and duplicated (published more than once on the simulator).
-//! Exit code 1 when anything was lost or duplicated.
+//! Exit code 1 when anything was lost or duplicated, or a carousel failed on a refused
+//! carousel container (a late answer must never become a failure).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -23,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use graph_sim::SimConfig;
 use instapipe_core::post::{DestState, Destination};
-use instapipe_core::sources::signing::shopify_signature;
+use instapipe_test_support::samples;
+use instapipe_test_support::signing::shopify_signature;
 use instapipe_local::LocalStack;
 use instapipe_local::settings::Settings;
 use serde_json::{Value, json};
@@ -70,11 +74,6 @@ fn root() -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = root().join("../shared/fixtures/webhooks").join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 /// What the soak sends as post `i`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Source {
@@ -108,17 +107,17 @@ fn webhook(stack: &LocalStack, i: usize) -> Webhook {
     let url = |source: &str| format!("{}/webhooks/{source}", stack.base_url);
     match kind {
         Source::Shopify => {
-            let mut product: Value = serde_json::from_slice(&fixture("shopify-products-create.body.json")).unwrap();
+            let mut product: Value = samples::json("shopify-products-create");
             product["id"] = json!(9_000_000_000_000u64 + i as u64);
             product["title"] = json!(format!("Soak mug soak-{i:06}"));
             Webhook { url: url("shopify"), id: format!("soak-shopify-{i:06}"), body: product.to_string().into_bytes(), kind }
         }
         Source::WordPress => {
-            let mut event: Value = serde_json::from_slice(&fixture("wordpress-post-published.body.json")).unwrap();
+            let mut event: Value = samples::json("wordpress-post-published");
             event["data"]["id"] = json!(100_000 + i);
             event["data"]["title"] = json!(format!("Soak article soak-{i:06}"));
             event["data"]["excerpt"] = json!(format!("Excerpt of soak article {i}."));
-            event["data"]["permalink"] = json!(format!("https://blog.example.com/soak/{i}/"));
+            event["data"]["permalink"] = json!(format!("https://news.example.org/soak/{i}/"));
             Webhook { url: url("wordpress"), id: format!("msg_soak_wp_{i:06}"), body: event.to_string().into_bytes(), kind }
         }
         _ => {
@@ -149,7 +148,7 @@ async fn send(http: &reqwest::Client, stack: &LocalStack, w: &Webhook) -> Result
             request = request
                 .header("X-Shopify-Topic", "products/create")
                 .header("X-Shopify-Hmac-Sha256", signature)
-                .header("X-Shopify-Shop-Domain", "example-store.myshopify.com")
+                .header("X-Shopify-Shop-Domain", samples::header("shopify-products-create", "X-Shopify-Shop-Domain"))
                 .header("X-Shopify-API-Version", "2026-10")
                 .header("X-Shopify-Webhook-Id", &w.id)
                 .header("X-Shopify-Event-Id", format!("{}-event", w.id))
@@ -206,6 +205,7 @@ async fn main() {
         seed: args.seed,
         error_rate: 0.10,
         timeout_rate: 0.02,
+        carousel_timeout_rate: 0.20,
         // Longer than the client's 2 s GRAPH_API_TIMEOUT_MS: the client gives up first.
         timeout: Duration::from_secs(3),
         lost_publish_rate: 0.02,
@@ -216,12 +216,13 @@ async fn main() {
         ..SimConfig::default()
     };
     progress(format!(
-        "{} posts at {}/s; simulator: 5xx {:.0} %, timeouts {:.0} % ({} s hang vs 2 s client timeout), lost publish answers {:.0} %, seed {}; \
+        "{} posts at {}/s; simulator: 5xx {:.0} %, answered late {:.0} % and carousel containers {:.0} % ({} s vs 2 s client timeout), lost publish answers {:.0} %, seed {}; \
          runner: {:.0} % of stream records and schedule firings delivered twice; every webhook sent twice; logs in {}",
         args.posts,
         args.rate,
         sim.error_rate * 100.0,
         sim.timeout_rate * 100.0,
+        sim.carousel_timeout_rate * 100.0,
         sim.timeout.as_secs(),
         sim.lost_publish_rate * 100.0,
         sim.seed,
@@ -232,6 +233,8 @@ async fn main() {
     for (account, token) in ACCOUNTS {
         stack.add_account(account, token).await.unwrap();
     }
+    // However short the run, its first carousel meets a retry whose children are already used.
+    stack.sim.as_ref().unwrap().answer_carousel_creations_late(1);
     let started = Instant::now();
     let tally = Arc::new(Mutex::new(Tally::default()));
     let http = reqwest::Client::new();
@@ -356,6 +359,7 @@ fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Ve
     let mut failures: BTreeMap<String, usize> = BTreeMap::new();
     let mut lost = Vec::new();
     let mut failed_but_live = Vec::new();
+    let mut carousels_refused = Vec::new();
     let mut published_not_live = Vec::new();
     let mut by_source: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
     for (post_id, ds) in dests {
@@ -382,6 +386,9 @@ fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Ve
                         format!("{}{code}", f.reason.chars().take(140).collect::<String>())
                     });
                     *failures.entry(reason).or_default() += 1;
+                    if source == Source::GenericCarousel && d.failure.as_ref().is_some_and(|f| f.code == Some(100)) {
+                        carousels_refused.push(format!("{post_id}/{}", d.account_id));
+                    }
                     if on_sim > 0 {
                         failed_but_live.push(format!("{post_id}/{}", d.account_id));
                     }
@@ -417,6 +424,10 @@ fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Ve
     println!("| **Lost** (accepted, not final after the drain) | **{}** |", lost.len());
     println!("| **Duplicated** (published more than once on the simulator) | **{}** |", duplicated.len());
     println!("| Simulator: media published / duplicate publish attempts | {} / {} |", published_on_sim.len(), sim.duplicate_publish_attempts());
+    println!("| Simulator: answered late after the work was done (of which carousel containers) | {} ({}) |", sim.late_answers(), sim.late_carousel_creations());
+    let orphans: usize = dests.values().flatten().map(|d| d.orphaned_containers.len()).sum();
+    println!("| Containers recorded as left behind (on destinations) | {orphans} |");
+    println!("| **Carousels FAILED on a refused carousel container** | **{}** |", carousels_refused.len());
     println!("| FAILED but live on the simulator | {} |", failed_but_live.len());
     println!("| PUBLISHED but not on the simulator | {} |", published_not_live.len());
     println!("| Live media not matched to a post | {} |", unknown.len());
@@ -435,6 +446,9 @@ fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Ve
         let post = tally.accepted.iter().find(|(_, (_, i))| Some(*i) == *number).map(|(id, _)| id.clone());
         println!("duplicated: soak-{number:?} (post {post:?}) on {account}: media {media:?}");
     }
+    for id in carousels_refused.iter().take(20) {
+        println!("carousel refused: {id}");
+    }
     for id in failed_but_live.iter().chain(&published_not_live).take(20) {
         println!("mismatch: {id}");
     }
@@ -447,5 +461,9 @@ fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Ve
             }
         }
     }
-    lost.is_empty() && duplicated.is_empty() && failed_but_live.is_empty() && tally.inconsistent_repeats.is_empty()
+    lost.is_empty()
+        && duplicated.is_empty()
+        && failed_but_live.is_empty()
+        && carousels_refused.is_empty()
+        && tally.inconsistent_repeats.is_empty()
 }

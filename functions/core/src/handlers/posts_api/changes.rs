@@ -102,25 +102,27 @@ pub async fn edit(deps: &Ingest, post_id: &str, edit: PostEdit) -> Result<(Post,
             ));
         }
         let now = deps.clock.now();
-        let old_retries: Vec<u32> = open.iter().map(|d| d.create_retries).collect();
+        let replaced: Vec<Destination> = open.clone();
+        // A time already past starts at once (its start schedule is named by that time).
+        let at = post.publish_at.map_or(now, |at| at.max(now));
         for d in open.iter_mut() {
-            d.reschedule(post.publish_at, note.clone(), now).map_err(|e| unavailable(e.into()))?;
+            d.reschedule(Some(at), note.clone(), now).map_err(|e| unavailable(e.into()))?;
         }
         match deps.store.save_post_edit(&post, &mut open).await {
             Ok(()) => {}
             Err(Error::Conflict(_)) => continue,
             Err(err) => return Err(unavailable(err)),
         }
-        // Written first, so an old start that fires now finds the new time and only re-arms;
-        // then the old schedules go and the new start comes (a late post starts at once).
-        let at = post.publish_at.map_or(now, |at| at.max(now));
-        for (d, retries) in open.iter().zip(old_retries) {
-            let replaced = async {
-                delete_start_schedules(deps, d, retries).await?;
+        // Written first, so an old start that fires now finds the new time and only re-arms.
+        // Then the new start is made before the old one goes: a failure in between leaves two
+        // starts (the old one re-arms, harmlessly), never none.
+        for (d, old) in open.iter().zip(&replaced) {
+            let replace = async {
                 let input = StartInput { post_id: d.post_id.clone(), account_id: d.account_id.clone() };
-                deps.scheduler.schedule_once(&OneTimeSchedule::start(input, at)).await
+                deps.scheduler.schedule_once(&OneTimeSchedule::start(input, at)).await?;
+                delete_start_schedules(deps, old, Some(at)).await
             };
-            replaced.await.map_err(|err| {
+            replace.await.map_err(|err| {
                 tracing::error!(error = %err, account_id = %d.account_id, "edited, but the start schedule could not be replaced");
                 RequestError::new(503, "unavailable", "the post was changed but its schedule could not be replaced; send the same change again")
             })?;
@@ -154,16 +156,19 @@ fn refuse_if_publishing(destinations: &[Destination], what: &str) -> Result<(), 
 
 /// Every schedule a destination may still have: its start, start retries and current poll.
 async fn delete_schedules(deps: &Ingest, d: &Destination) -> crate::Result<()> {
-    delete_start_schedules(deps, d, d.create_retries).await?;
+    delete_start_schedules(deps, d, None).await?;
     if d.poll_attempt > 0 {
         deps.scheduler.delete(&OneTimeSchedule::poll_name(&d.post_id, &d.account_id, d.poll_attempt)).await?;
     }
     Ok(())
 }
 
-async fn delete_start_schedules(deps: &Ingest, d: &Destination, retries: u32) -> crate::Result<()> {
-    deps.scheduler.delete(&OneTimeSchedule::start_name(&d.post_id, &d.account_id)).await?;
-    for retry in 1..=retries {
+/// `d` as it was when its start was made; `keep`: a start time that must stay (the new one).
+async fn delete_start_schedules(deps: &Ingest, d: &Destination, keep: Option<OffsetDateTime>) -> crate::Result<()> {
+    if let Some(at) = d.publish_at.filter(|at| Some(*at) != keep) {
+        deps.scheduler.delete(&OneTimeSchedule::start_name(&d.post_id, &d.account_id, at)).await?;
+    }
+    for retry in 1..=d.create_retries {
         deps.scheduler.delete(&OneTimeSchedule::retry_start_name(&d.post_id, &d.account_id, retry)).await?;
     }
     Ok(())

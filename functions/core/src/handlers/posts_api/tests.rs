@@ -150,6 +150,8 @@ async fn the_view_shows_ids_permalink_and_failure() {
     d.container_id = Some("C1".into());
     d.media_id = Some("M1".into());
     d.permalink = Some("https://www.instagram.com/p/M1/".into());
+    d.orphan(None, vec!["C7".into(), "C8".into()], "creating the carousel container: Instagram did not answer in time", NOW);
+    d.orphan(Some("C7".into()), Vec::new(), "carousel item 1 of 2: replaced by a fresh one", NOW);
     api.store.save_destination(&mut d).await.unwrap();
     let mut other = api.store.get_destination(&post_id, OTHER).await.unwrap().unwrap();
     other.fail(crate::post::Failure { reason: "media could not be fetched".into(), code: Some(9004), ..Default::default() }, NOW).unwrap();
@@ -164,6 +166,14 @@ async fn the_view_shows_ids_permalink_and_failure() {
     let states: Vec<_> = published["history"].as_array().unwrap().iter().map(|h| h["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["QUEUED", "PROCESSING", "READY", "PUBLISHING", "PUBLISHED"]);
     assert_eq!(read["destinations"][1]["failure"], json!({ "reason": "media could not be fetched", "code": 9004 }));
+    assert_eq!(
+        published["orphaned_containers"],
+        json!([
+            { "container_id": null, "children": ["C7", "C8"], "reason": "creating the carousel container: Instagram did not answer in time", "at": "2026-11-23T10:00:00Z" },
+            { "container_id": "C7", "reason": "carousel item 1 of 2: replaced by a fresh one", "at": "2026-11-23T10:00:00Z" },
+        ])
+    );
+    assert_eq!(read["destinations"][1]["orphaned_containers"], json!([]));
 }
 
 // ---- keys and bad input ----
@@ -353,7 +363,7 @@ async fn cancelling_a_scheduled_post_deletes_its_schedules_and_is_final() {
         assert_eq!(d["state"], "CANCELLED");
         assert_eq!(d["history"].as_array().unwrap().last().unwrap()["note"], "cancelled through the posts API");
     }
-    assert_eq!(api.schedule_names(), [format!("start-P2-{ACCOUNT}")]);
+    assert_eq!(api.schedule_names(), [OneTimeSchedule::start_name("P2", ACCOUNT, at)]);
 
     // Again: same answer; a cancelled post cannot be rescheduled.
     let (status, body) = api.call("DELETE", &format!("/posts/{post_id}"), None).await;
@@ -502,4 +512,26 @@ fn every_route_served_is_in_the_openapi_document_and_no_other() {
             assert!(served, "openapi.yaml documents {method} {path:?}, which is not served");
         }
     }
+}
+
+#[tokio::test]
+async fn a_reschedule_that_fails_half_way_leaves_the_new_start_armed() {
+    let api = api().await;
+    let post_id = api.create(post_body(&[ACCOUNT], Some(LATER))).await;
+    let old = datetime!(2026-11-23 12:00 UTC);
+    let input = StartInput { post_id: post_id.clone(), account_id: ACCOUNT.into() };
+    api.deps.scheduler.schedule_once(&OneTimeSchedule::start(input.clone(), old)).await.unwrap();
+    // Scheduler fails to delete the old start.
+    api.scheduler.fail_deletes.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (status, body) = api.call("PATCH", &format!("/posts/{post_id}"), Some(r#"{"publish_at":"2026-11-24T08:00:00Z"}"#)).await;
+    assert_eq!(status, 503, "{body}");
+    let new = datetime!(2026-11-24 08:00 UTC);
+    // Something will start the post at its new time; the old start only finds a later time
+    // and re-arms the new start, which exists already.
+    assert!(api.scheduler.schedules.lock().unwrap().contains(&OneTimeSchedule::start(input.clone(), new)));
+    assert_eq!(api.store.get_destination(&post_id, ACCOUNT).await.unwrap().unwrap().publish_at, Some(new));
+    // The old start may linger: when it fires, create-container finds the later time and
+    // re-arms the new start under its own name (see create_container's tests), so the post
+    // is neither started early nor left without a start.
+    assert_eq!(api.schedule_names().len(), 2);
 }

@@ -4,7 +4,9 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::post::{DestState, Destination, Failure, MediaItem, Post, PostOptions, PostState, StateChange, overall_state};
+use crate::post::{
+    DestState, Destination, Failure, MediaItem, OrphanedContainer, Post, PostOptions, PostState, StateChange, overall_state,
+};
 
 #[derive(Debug, Serialize)]
 pub struct PostView {
@@ -29,6 +31,8 @@ pub struct DestinationView {
     pub media_id: Option<String>,
     pub permalink: Option<String>,
     pub failure: Option<Failure>,
+    /// Containers left behind by retries (never published; they expire after 24 h).
+    pub orphaned_containers: Vec<OrphanedContainer>,
     pub history: Vec<StateChange>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
@@ -60,6 +64,7 @@ impl From<Destination> for DestinationView {
             media_id: d.media_id,
             permalink: d.permalink,
             failure: d.failure,
+            orphaned_containers: d.orphaned_containers,
             history: d.history,
             updated_at: d.updated_at,
         }

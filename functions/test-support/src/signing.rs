@@ -1,7 +1,8 @@
-//! Signing requests the way Shopify and Contentful do, for senders we control: the local stack's
-//! tools and the end-to-end tests, which re-sign the fixtures with the current time. (Standard
-//! Webhooks senders use the `standardwebhooks` crate.) The verifiers are checked against the
-//! vendors' own signatures in the fixtures, not against these.
+//! Signing requests the way Shopify and Contentful do, for senders the tests play: handler tests
+//! that sign changed bodies, the end-to-end tests that re-sign the samples with the current
+//! time, and the soak. (Standard Webhooks senders use the `standardwebhooks` crate.) The
+//! verifiers are checked against the samples, which `samples/generate.py` (a second, independent
+//! implementation) signed, not against these.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -47,26 +48,30 @@ pub fn contentful_headers(secret: &str, method: &str, path: &str, headers: &[(&s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::fixtures;
+    use crate::samples::{self, CONTENTFUL_AT_MS, CONTENTFUL_SECRET, SHOPIFY_SECRET};
 
     #[test]
-    fn signs_the_fixtures_exactly_as_the_vendors_did() {
-        let name = "shopify-products-create";
-        assert_eq!(shopify_signature("test-secret", &fixtures::body(name)), fixtures::headers(name)["x-shopify-hmac-sha256"]);
-        let name = "contentful-entry-publish";
-        let h = fixtures::headers(name);
-        let signed = ["content-type", "x-contentful-crn", "x-contentful-topic", "x-contentful-webhook-name"]
-            .map(|n| (n, h[n].to_str().unwrap()));
-        let out = contentful_headers(
-            "test-secret-contentful-webhooks-0123456789abcdef0123456789abcdef",
-            "POST",
-            "/webhooks/contentful",
-            &signed,
-            1795166102418,
-            &fixtures::body(name),
-        );
-        for (n, v) in out {
-            assert_eq!(h[n.as_str()], v, "{n}");
+    fn signs_the_samples_exactly_as_the_generator_did() {
+        for name in ["shopify-products-create", "shopify-products-update"] {
+            assert_eq!(shopify_signature(SHOPIFY_SECRET, &samples::body(name)), samples::header(name, "x-shopify-hmac-sha256"), "{name}");
         }
+        let name = "contentful-entry-publish";
+        let signed = ["content-type", "x-contentful-crn", "x-contentful-topic", "x-contentful-webhook-name"].map(|n| (n, samples::header(name, n)));
+        let signed: Vec<(&str, &str)> = signed.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let out = contentful_headers(CONTENTFUL_SECRET, "POST", "/webhooks/contentful", &signed, CONTENTFUL_AT_MS, &samples::body(name));
+        assert_eq!(out.len(), 3);
+        for (n, v) in out {
+            assert_eq!(samples::header(name, &n), v, "{n}");
+        }
+    }
+
+    #[test]
+    fn a_changed_byte_or_secret_changes_the_signature() {
+        let name = "shopify-products-create";
+        let mut body = samples::body(name);
+        let good = shopify_signature(SHOPIFY_SECRET, &body);
+        assert_ne!(shopify_signature("another-secret", &body), good);
+        body[0] ^= 1;
+        assert_ne!(shopify_signature(SHOPIFY_SECRET, &body), good);
     }
 }

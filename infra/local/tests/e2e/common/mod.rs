@@ -1,5 +1,5 @@
-//! Helpers shared by the end-to-end tests: a stack of their own, and signed sends.
-#![allow(dead_code)] // each test file uses a different subset
+//! Helpers shared by the end-to-end tests: a stack of their own, signed sends, and the one log
+//! subscriber of the test binary.
 
 use std::time::Duration;
 
@@ -8,13 +8,15 @@ use instapipe_local::LocalStack;
 use instapipe_local::settings::Settings;
 use serde_json::{Value, json};
 
+mod logs;
+pub use logs::logs;
+
 pub const ACCOUNT: &str = "17841400000000001";
 pub const TOKEN: &str = "IGAA-integration-token";
 
 /// A stack with waits in (fractions of) seconds and the test account registered.
 pub async fn stack(sim: SimConfig) -> LocalStack {
-    // Handler logs show with a failing test's output.
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,instapipe_core=info").try_init();
+    logs();
     let mut settings = Settings::for_tests();
     settings.fast_waits();
     let stack = LocalStack::start(settings, sim).await.expect("the local stack starts (did `make deps` run?)");
@@ -54,3 +56,4 @@ pub async fn post_items(stack: &LocalStack) -> usize {
         .filter(|i| i.get("pk").and_then(|v| v.as_s().ok()).is_some_and(|pk| pk.starts_with("POST#") || pk.starts_with("DELIVERY#")))
         .count()
 }
+

@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-mod common;
-
-use common::post_items;
+use crate::common::post_items;
 
 use graph_sim::SimConfig;
 use instapipe_local::LocalStack;
@@ -18,7 +16,7 @@ const ACCOUNT: &str = "17841400000000001";
 const OTHER: &str = "17841400000000002";
 
 async fn stack() -> LocalStack {
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,instapipe_core=info").try_init();
+    crate::common::logs();
     let mut settings = Settings::for_tests();
     settings.set("POLL_INLINE_CHECKS_MS", "200,300,500").set("POLL_INTERVAL_SECS", "1").set("POLL_MAX_INTERVAL_SECS", "2");
     let sim = SimConfig { image_delay: Duration::from_millis(300), ..SimConfig::default() };
@@ -163,8 +161,9 @@ async fn a_scheduled_post_can_be_cancelled_and_another_rescheduled() {
     let old_time = OffsetDateTime::now_utc() + Duration::from_secs(6);
     let cancelled = create(&stack, &post("Never mind", &[ACCOUNT], Some(old_time))).await;
     let moved = create(&stack, &post("A bit later", &[ACCOUNT], Some(old_time))).await;
-    let cancelled_start = format!("start-{cancelled}-{ACCOUNT}");
-    let moved_start = format!("start-{moved}-{ACCOUNT}");
+    let start_name = |post: &str, at| instapipe_core::scheduler::OneTimeSchedule::start_name(post, ACCOUNT, at);
+    let cancelled_start = start_name(&cancelled, old_time);
+    let moved_start = start_name(&moved, old_time);
     wait_for_schedule(&stack, &cancelled_start).await;
     wait_for_schedule(&stack, &moved_start).await;
 
@@ -176,6 +175,8 @@ async fn a_scheduled_post_can_be_cancelled_and_another_rescheduled() {
     let change = json!({ "publish_at": new_time.format(&Rfc3339).unwrap() });
     let (status, body, _) = call(&stack, reqwest::Method::PATCH, &format!("/posts/{moved}"), Some(&change)).await;
     assert_eq!((status, body["state"].as_str()), (200, Some("SCHEDULED")), "{body}");
+    assert!(!schedule_names(&stack).await.contains(&moved_start), "the old start schedule is still in Scheduler");
+    let moved_start = start_name(&moved, new_time);
     let schedule = stack
         .clients
         .scheduler

@@ -1,11 +1,9 @@
 //! The publishing surface end to end on the local stack: every media type, the first comment,
 //! the publishing quota, a refused token, and the simulator's faults.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{ACCOUNT, TOKEN, accepted, fast_sim, published_with, stack};
+use crate::common::{self, ACCOUNT, TOKEN, accepted, fast_sim, published_with, stack};
 use graph_sim::SimConfig;
 use instapipe_core::account::AccountStatus;
 use instapipe_core::post::DestState;
@@ -176,7 +174,8 @@ async fn lost_publish_answers_never_publish_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_errors_and_timeouts_injected_every_post_is_published_exactly_once() {
-    let sim = SimConfig { error_rate: 0.2, timeout_rate: 0.05, timeout: Duration::from_millis(500), seed: 7, ..fast_sim() };
+    // Timeouts answer after 2.5 s, past the client's 2 s: the work done, the answer late.
+    let sim = SimConfig { error_rate: 0.2, timeout_rate: 0.05, timeout: Duration::from_millis(2500), seed: 7, ..fast_sim() };
     let stack = stack(sim).await;
     let mut ids = Vec::new();
     for i in 0..6 {
@@ -190,6 +189,72 @@ async fn with_errors_and_timeouts_injected_every_post_is_published_exactly_once(
         assert_eq!(published_with(&stack, caption).len(), 1, "{caption}");
     }
     assert_eq!(stack.sim.as_ref().unwrap().duplicate_publish_attempts(), 0);
+}
+
+/// Issue 16: the carousel container is made on the simulator but answered after the client
+/// gave up; the retry's children are refused as already used. The post is published once, and
+/// what was left behind is on record for the operator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carousel_whose_container_was_made_but_answered_too_late_is_published_once() {
+    // Answered after 2.5 s, past the client's 2 s GRAPH_API_TIMEOUT_MS.
+    let stack = stack(SimConfig { timeout: Duration::from_millis(2500), ..fast_sim() }).await;
+    let sim = stack.sim.as_ref().unwrap();
+    sim.answer_carousel_creations_late(1);
+    let caption = "Made, but answered too late";
+    let body = json!({
+        "caption": caption,
+        "media": [
+            { "url": "https://cdn.example.com/late-1.jpg", "type": "image" },
+            { "url": "https://cdn.example.com/late-2.jpg", "type": "image" },
+            { "url": "https://cdn.example.com/late-3.jpg", "type": "image" },
+        ],
+        "accounts": [ACCOUNT],
+    });
+    let post_id = accepted(&stack, &body, "msg_late_carousel").await;
+    let d = stack.wait_final(&post_id, WAIT).await.unwrap().remove(0);
+    assert_eq!(d.state, DestState::Published, "{:?}", d.failure);
+    assert_eq!(sim.late_carousel_creations(), 1, "the fault was met");
+    let published = published_with(&stack, caption);
+    assert_eq!(published.len(), 1);
+    assert_eq!(Some(&published[0].container_id), d.container_id.as_ref());
+    assert_eq!(sim.duplicate_publish_attempts(), 0);
+
+    // On the simulator: the late carousel holds the first children and was never published.
+    let carousels: Vec<_> = sim.containers().into_iter().filter(|c| c.media_type == "CAROUSEL").collect();
+    assert_eq!(carousels.len(), 2, "{carousels:?}");
+    let late = carousels.iter().find(|c| Some(&c.id) != d.container_id.as_ref()).unwrap();
+    assert_ne!(late.status_code, "PUBLISHED");
+    // On the destination: that carousel (its id never reached us) and its children, left behind.
+    let possibly_made: Vec<_> = d.orphaned_containers.iter().filter(|o| o.container_id.is_none()).collect();
+    assert_eq!(possibly_made.len(), 1, "{:?}", d.orphaned_containers);
+    assert_eq!(possibly_made[0].children, late.children);
+    assert!(possibly_made[0].reason.contains("did not answer in time"), "{}", possibly_made[0].reason);
+    let children_left: Vec<_> = d.orphaned_containers.iter().filter_map(|o| o.container_id.clone()).collect();
+    assert_eq!(children_left, late.children);
+    assert!(d.children.iter().all(|c| !late.children.contains(c)), "the published carousel has fresh children");
+
+    // The operator sees it: GET /posts/{id} and `instapipe posts show`.
+    let read: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/posts/{post_id}", stack.base_url))
+        .bearer_auth(&stack.settings.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let shown = &read["destinations"][0]["orphaned_containers"];
+    assert_eq!(shown.as_array().map(Vec::len), Some(4), "{read}");
+    assert_eq!(shown[0]["container_id"], serde_json::Value::Null);
+    assert_eq!(shown[0]["children"], json!(late.children));
+    let mut out = Vec::new();
+    let ctx = instapipe_cli::Ctx::new(stack.clients.clone(), stack.config.clone());
+    instapipe_cli::commands::posts::show(&ctx, &post_id, &mut out).await.unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("left behind") && out.contains("(id unknown)"), "{out}");
+    for child in &late.children {
+        assert!(out.contains(child.as_str()), "{child} missing from: {out}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

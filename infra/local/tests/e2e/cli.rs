@@ -1,11 +1,9 @@
 //! End to end on the local stack: the operator CLI's commands, called as `instapipe` calls them,
 //! with the stack's clients and configuration.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{ACCOUNT, TOKEN, fast_sim, stack};
+use crate::common::{self, ACCOUNT, TOKEN, fast_sim, stack};
 use instapipe_cli::Ctx;
 use instapipe_cli::commands::accounts::{self, AddAccount};
 use instapipe_cli::commands::import::{self, ImportOptions, Progress};

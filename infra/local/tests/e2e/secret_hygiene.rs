@@ -3,8 +3,6 @@
 //! secret in a log line, in an HTTP answer, in a URL or body sent to the Graph API, or in the
 //! table. The token goes to the Graph API in the `Authorization` header and nowhere else.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use graph_sim::SimConfig;
@@ -12,44 +10,12 @@ use instapipe_core::post::DestState;
 use instapipe_local::LocalStack;
 use instapipe_local::settings::{DEMO_SECRET, Settings};
 use serde_json::{Value, json};
-use tracing_subscriber::fmt::MakeWriter;
 
 const ACCOUNT: &str = "17841400000000001";
 /// Distinctive enough that any occurrence is this token and nothing else.
 const TOKEN: &str = "IGAA-hygiene-token-7Q2xZp9Lk4";
 /// A secret the stack does not know, for the forged request.
 const FORGED_SECRET: &str = "whsec_Zm9yZ2VkLXNlY3JldC1mb3ItdGVzdGluZy0wMTIzNDU=";
-
-/// Everything every subscriber line writes, in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-struct CapturedWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for CapturedWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = CapturedWriter;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        CapturedWriter(self.0.clone())
-    }
-}
 
 /// The secrets that must not show up: the token, the whole `whsec_` secret, its base64 key, and
 /// the key itself (the demo key decodes to readable text).
@@ -118,14 +84,9 @@ async fn answer(response: Result<reqwest::Response, String>) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_and_signing_secrets_never_leak() {
-    // TRACE for every crate, before anything starts, so nothing logs unseen.
-    let captured = Captured::default();
-    tracing_subscriber::fmt()
-        .with_env_filter("trace")
-        .with_ansi(false)
-        .with_writer(captured.clone())
-        .try_init()
-        .expect("this test binary installs the only subscriber");
+    // TRACE for every crate, before anything starts, so nothing logs unseen. The tests running
+    // beside this one are captured too: their logs must not show the secret either.
+    let captured = crate::common::logs().capture_trace();
 
     let mut settings = Settings::for_tests();
     settings

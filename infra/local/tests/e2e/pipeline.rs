@@ -7,10 +7,7 @@ use instapipe_core::post::DestState;
 use instapipe_local::LocalStack;
 use serde_json::{Value, json};
 
-mod common;
-
-use common::{ACCOUNT, TOKEN, fast_sim, post, post_items, send, stack};
-
+use crate::common::{self, ACCOUNT, TOKEN, fast_sim, post, post_items, send, stack};
 
 fn published_with(stack: &LocalStack, caption: &str) -> usize {
     common::published_with(stack, caption).len()
@@ -61,7 +58,7 @@ async fn a_post_with_publish_at_is_published_after_that_time_and_not_before() {
     let mut saw_schedule = false;
     while time::OffsetDateTime::now_utc() < publish_at - Duration::from_millis(500) {
         let schedules = stack.clients.scheduler.list_schedules().group_name(stack.config.schedule_group()).send().await.unwrap();
-        saw_schedule |= schedules.schedules().iter().any(|s| s.name() == Some(&format!("start-{post_id}-{ACCOUNT}")));
+        saw_schedule |= schedules.schedules().iter().any(|s| s.name().is_some_and(|n| n.starts_with(&format!("start-{post_id}-{ACCOUNT}-"))));
         assert_eq!(published_with(&stack, caption), 0, "published before publish_at");
         assert_eq!(stack.destinations(post_id).await[0].state, DestState::Scheduled);
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -144,6 +141,43 @@ async fn media_instagram_cannot_fetch_fails_with_metas_reason() {
     let reason = &dests[0].failure.as_ref().unwrap().reason;
     assert!(reason.contains("2207052"), "{reason}");
     assert!(stack.sim.as_ref().unwrap().published().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_post_whose_start_was_lost_is_published_by_the_watchdog() {
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,instapipe_core=info").try_init();
+    let mut settings = instapipe_local::settings::Settings::for_tests();
+    settings.fast_waits().set("WATCHDOG_GRACE_SECS", "3");
+    let stack = LocalStack::start(settings, fast_sim()).await.expect("the local stack starts");
+    stack.add_account(ACCOUNT, TOKEN).await.unwrap();
+    let publish_at = time::OffsetDateTime::now_utc() + Duration::from_secs(4);
+    let caption = "Its start schedule was dropped";
+    let mut body = post(caption, "https://cdn.example.com/dropped.jpg", "image");
+    body["publish_at"] = json!(publish_at.format(&time::format_description::well_known::Rfc3339).unwrap());
+    let (status, answer) = send(&stack, &body, "msg_dropped_start").await;
+    assert_eq!(status, 202, "{answer}");
+    let post_id = answer["post_id"].as_str().unwrap();
+
+    // The start schedule is made, then lost (as an invocation Lambda dropped after its retries).
+    let group = stack.config.schedule_group().to_string();
+    let name = loop {
+        let out = stack.clients.scheduler.list_schedules().group_name(&group).send().await.unwrap();
+        if let Some(name) = out.schedules().iter().filter_map(|s| s.name()).find(|n| n.starts_with(&format!("start-{post_id}-"))) {
+            break name.to_string();
+        }
+        assert!(time::OffsetDateTime::now_utc() < publish_at, "no start schedule before the publish time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    stack.clients.scheduler.delete_schedule().group_name(&group).name(&name).send().await.unwrap();
+
+    let dests = stack.wait_final(post_id, Duration::from_secs(60)).await.unwrap();
+    let d = &dests[0];
+    assert_eq!(d.state, DestState::Published, "{:?}", d.failure);
+    assert_eq!(d.rearms, 1, "restarted once by the watchdog: {:?}", d.history);
+    assert!(d.history.iter().any(|h| h.note.as_deref().is_some_and(|n| n.contains("re-armed by the watchdog"))));
+    assert_eq!(published_with(&stack, caption), 1);
+    let published_at = d.history.iter().find(|h| h.state == DestState::Publishing).unwrap().at;
+    assert!(published_at >= publish_at, "published at {published_at}, before {publish_at}");
 }
 
 /// Sends like a webhook sender: the same message again (same id) until it is accepted, as

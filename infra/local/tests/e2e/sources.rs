@@ -1,5 +1,5 @@
-//! End to end on the local stack, one source at a time: each source's signed sample request from
-//! shared/fixtures/webhooks, re-signed with the current time (the fixtures' own timestamps are
+//! End to end on the local stack, one source at a time: each source's signed sample request
+//! (instapipe-test-support), re-signed with the current time (the samples' own timestamps are
 //! long past), ends as a post published on the Graph API simulator; bad requests change nothing.
 
 use std::collections::HashMap;
@@ -12,44 +12,37 @@ use instapipe_core::post::DestState;
 use instapipe_core::routing::Routing;
 use instapipe_core::sources::eventbridge::{self, Trigger};
 use instapipe_core::sources::mapped::Outcome;
-use instapipe_core::sources::signing::{contentful_headers, shopify_signature};
 use instapipe_local::LocalStack;
 use instapipe_local::settings::Settings;
 use instapipe_local::sources::SourceSecrets;
+use instapipe_test_support::samples::{self, CONTENTFUL_SECRET, SHOPIFY_SECRET, WORDPRESS_SECRET, body, headers};
+use instapipe_test_support::signing::{contentful_headers, shopify_signature};
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "17841400000000001";
 const TOKEN: &str = "IGAA-sources-token";
 const CDA_TOKEN: &str = "cda-test-token";
 
-fn fixture_dir() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/webhooks")
+/// The samples' own secrets: the stack verifies what the samples' sender signed.
+fn sample_secrets() -> SourceSecrets {
+    SourceSecrets {
+        shopify: SHOPIFY_SECRET.into(),
+        contentful: CONTENTFUL_SECRET.into(),
+        contentful_delivery_token: CDA_TOKEN.into(),
+        wordpress: WORDPRESS_SECRET.into(),
+    }
 }
 
-fn body(name: &str) -> Vec<u8> {
-    std::fs::read(fixture_dir().join(format!("{name}.body.json"))).unwrap()
-}
-
-fn headers(name: &str) -> Vec<(String, String)> {
-    let raw: serde_json::Map<String, Value> =
-        serde_json::from_slice(&std::fs::read(fixture_dir().join(format!("{name}.headers.json"))).unwrap()).unwrap();
-    raw.into_iter().map(|(k, v)| (k, v.as_str().unwrap().to_string())).collect()
-}
-
-fn json_fixture(name: &str) -> Value {
-    serde_json::from_slice(&body(name)).unwrap()
-}
-
-/// A fake Contentful Delivery API that knows the fixture's three assets.
+/// A fake Contentful Delivery API that knows the Contentful sample's three assets.
 async fn fake_contentful() -> String {
     let app = axum::Router::new().route(
         "/spaces/{space}/environments/{env}/assets/{id}",
         get(|Path((_space, _env, id)): Path<(String, String, String)>, headers: axum::http::HeaderMap| async move {
             let authorised = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {CDA_TOKEN}"));
-            if !authorised || !id.starts_with("6hJkLmNoPqRsTuVwXyZa0") {
+            if !authorised || !id.starts_with("4mNbVcXzLkJhGfDsAqW00") {
                 return (axum::http::StatusCode::NOT_FOUND, String::new());
             }
-            let file = json!({"url": format!("//images.example.com/{id}/winter.jpg"), "contentType": "image/jpeg"});
+            let file = json!({"url": format!("//images.example.com/{id}/autumn.jpg"), "contentType": "image/jpeg"});
             (axum::http::StatusCode::OK, json!({"sys": {"id": id}, "fields": {"file": file}}).to_string())
         }),
     );
@@ -60,14 +53,14 @@ async fn fake_contentful() -> String {
 }
 
 async fn stack() -> LocalStack {
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,instapipe_core=info").try_init();
+    crate::common::logs();
     let mut settings = Settings::for_tests();
-    settings.sources = SourceSecrets { contentful_delivery_token: CDA_TOKEN.into(), ..SourceSecrets::default() };
+    settings.sources = sample_secrets();
     let routing = json!({"routes": [
-        {"source": "shopify", "shop": "example-store.myshopify.com", "accounts": [ACCOUNT], "media": "all"},
-        {"source": "contentful", "space": "exmpl0space1", "content_type": "socialPost", "accounts": [ACCOUNT],
+        {"source": "shopify", "shop": "demo-pier-goods.myshopify.com", "accounts": [ACCOUNT], "media": "all"},
+        {"source": "contentful", "space": "demo0space7", "content_type": "instagramPost", "accounts": [ACCOUNT],
          "fields": {"media": ["heroImage", "gallery"], "publish_at": "publishAt"}},
-        {"source": "wordpress", "site": "https://blog.example.com/", "accounts": [ACCOUNT]},
+        {"source": "wordpress", "site": "https://news.example.org/", "accounts": [ACCOUNT]},
         {"source": "eventbridge", "event_source": "com.example.cms-bridge", "accounts": [ACCOUNT]},
     ]});
     settings
@@ -162,7 +155,7 @@ async fn post_and_delivery_items(stack: &LocalStack) -> Vec<(String, Option<Stri
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_sources_signed_sample_ends_as_a_published_post() {
     let stack = stack().await;
-    let secrets = SourceSecrets::default();
+    let secrets = sample_secrets();
 
     // Shopify products/create: the route posts both product images as a carousel.
     let (h, b) = shopify_request("shopify-products-create");
@@ -171,10 +164,10 @@ async fn each_sources_signed_sample_ends_as_a_published_post() {
     let shopify = published(&stack, answer["post_id"].as_str().unwrap()).await;
     assert_eq!(shopify.media_type, "CAROUSEL_ALBUM");
     assert_eq!(shopify.media_urls.len(), 2);
-    assert!(shopify.media_urls[0].ends_with("speckled-mug-sand.jpg?v=1795166097"), "{:?}", shopify.media_urls);
+    assert!(shopify.media_urls[0].ends_with("camp-kettle-pine.jpg?v=1791877841"), "{:?}", shopify.media_urls);
     let caption = shopify.caption.unwrap();
-    assert!(caption.starts_with("Speckled Stoneware Mug — Café Edition — from 24.00\n"), "{caption}");
-    assert!(caption.ends_with("#café #ceramics #gift #newarrival"), "{caption}");
+    assert!(caption.starts_with("Enamel Camp Kettle — Fjäll Edition — from 38.00\n"), "{caption}");
+    assert!(caption.ends_with("#fjäll #camping #gift #newarrival"), "{caption}");
 
     // Contentful Entry.publish: the hero image resolved through the (fake) Delivery API.
     let (h, b) = contentful_request(body("contentful-entry-publish"), now_ms(), &secrets.contentful);
@@ -182,11 +175,11 @@ async fn each_sources_signed_sample_ends_as_a_published_post() {
     assert_eq!(status, 202, "{answer}");
     let contentful_post = answer["post_id"].as_str().unwrap().to_string();
     let contentful = published(&stack, &contentful_post).await;
-    assert_eq!(contentful.media_urls, ["https://images.example.com/6hJkLmNoPqRsTuVwXyZa01/winter.jpg"]);
-    assert!(contentful.caption.unwrap().starts_with("Our winter menu is here ❄️"));
+    assert_eq!(contentful.media_urls, ["https://images.example.com/4mNbVcXzLkJhGfDsAqW001/autumn.jpg"]);
+    assert!(contentful.caption.unwrap().starts_with("Ten books for long evenings 🍂"));
 
     // The EventBridge event about the same entry revision is that post, not a second one.
-    let same = stack.deliver_event(json_fixture("eventbridge-publish-requested")).await.unwrap();
+    let same = stack.deliver_event(samples::json("eventbridge-publish-requested")).await.unwrap();
     assert_eq!(same, json!({"post_id": contentful_post, "duplicate": true}));
 
     // WordPress, signed with the current key only.
@@ -194,8 +187,8 @@ async fn each_sources_signed_sample_ends_as_a_published_post() {
     let (status, answer) = post(&stack, "wordpress", h, b).await;
     assert_eq!(status, 202, "{answer}");
     let wordpress = published(&stack, answer["post_id"].as_str().unwrap()).await;
-    assert_eq!(wordpress.media_urls, ["https://blog.example.com/wp-content/uploads/2026/11/winter-menu.jpg"]);
-    assert!(wordpress.caption.unwrap().starts_with("Our Winter Menu — Five New Dishes\n\n"));
+    assert_eq!(wordpress.media_urls, ["https://news.example.org/wp-content/uploads/2026/10/autumn-reading.jpg"]);
+    assert!(wordpress.caption.unwrap().starts_with("Autumn Reading List — Ten Picks\n\n"));
 
     // A recurring Scheduler schedule's input.
     let input = json!({"kind": "post", "scheduleArn": "arn:aws:scheduler:us-east-1:123456789012:schedule/instapipe/weekly",
@@ -211,7 +204,7 @@ async fn each_sources_signed_sample_ends_as_a_published_post() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_leave_the_table_as_it_was_and_irrelevant_events_are_recorded_as_skipped() {
     let stack = stack().await;
-    let secrets = SourceSecrets::default();
+    let secrets = sample_secrets();
     let oversized = format!(r#"{{"title":"{}"}}"#, "x".repeat(300 * 1024)).into_bytes();
     let truncated = |name: &str| {
         let b = body(name);
@@ -238,20 +231,20 @@ async fn bad_requests_leave_the_table_as_it_was_and_irrelevant_events_are_record
         ("shopify oversized", "shopify", shopify_signed(oversized.clone()), 413, "body_too_large"),
         ("shopify text/plain", "shopify", with(shopify_request("shopify-products-create"), "Content-Type", "text/plain"), 415, "unsupported_media_type"),
         ("contentful stale", "contentful", contentful_request(body("contentful-entry-publish"), now_ms() - 301_000, &secrets.contentful), 401, "invalid_signature"),
-        ("contentful as signed in 2026-11-20", "contentful", (headers("contentful-entry-publish"), body("contentful-entry-publish")), 401, "invalid_signature"),
+        ("contentful as signed on 2026-10-13", "contentful", (headers("contentful-entry-publish"), body("contentful-entry-publish")), 401, "invalid_signature"),
         ("contentful forged", "contentful", contentful_request(body("contentful-entry-publish"), now_ms(), &"f".repeat(64)), 401, "invalid_signature"),
         ("contentful truncated", "contentful", contentful_request(truncated("contentful-entry-publish"), now_ms(), &secrets.contentful), 400, "invalid_body"),
         ("wordpress stale", "wordpress", wordpress_request(body("wordpress-post-published"), now_secs() - 400, &secrets.wordpress), 401, "invalid_signature"),
         ("wordpress forged", "wordpress", wordpress_request(body("wordpress-post-published"), now_secs(), forged_wp), 401, "invalid_signature"),
         ("wordpress oversized", "wordpress", wordpress_request(oversized.clone(), now_secs(), &secrets.wordpress), 413, "body_too_large"),
         ("wordpress form", "wordpress", with(wordpress_request(body("wordpress-post-published"), now_secs(), &secrets.wordpress), "Content-Type", "application/x-www-form-urlencoded"), 415, "unsupported_media_type"),
-        ("wordpress schema", "wordpress", wordpress_request(br#"{"type":"post.published","data":{"id":4211}}"#.to_vec(), now_secs(), &secrets.wordpress), 400, "invalid_body"),
+        ("wordpress schema", "wordpress", wordpress_request(br#"{"type":"post.published","data":{"id":5120}}"#.to_vec(), now_secs(), &secrets.wordpress), 400, "invalid_body"),
     ];
     for (what, source, (h, b), status, code) in cases {
         let (got, answer) = post(&stack, source, h, b).await;
         assert_eq!((got, answer["error"]["code"].as_str()), (status, Some(code)), "{what}: {answer}");
     }
-    let mut bad_event = json_fixture("eventbridge-publish-requested");
+    let mut bad_event = samples::json("eventbridge-publish-requested");
     bad_event["detail"]["post"]["media"][0]["type"] = "GIF".into();
     let err = stack.deliver_event(bad_event).await.unwrap_err();
     assert_eq!(err["error"]["field"], "detail.post.media[0].type");
@@ -266,8 +259,8 @@ async fn bad_requests_leave_the_table_as_it_was_and_irrelevant_events_are_record
     assert_eq!(
         items,
         HashMap::from([(
-            "DELIVERY#shopify#c2a7d9e1-0f3b-4c6d-a8e2-5b4c3d2e1f0a".to_string(),
-            Some("product 8123456789099 is draft, not active".to_string())
+            "DELIVERY#shopify#0e9d8c7b-6a5f-4e3d-b2c1-a0f9e8d7c6b5".to_string(),
+            Some("product 7310000000188 is draft, not active".to_string())
         )])
     );
     assert!(stack.sim.as_ref().unwrap().published().is_empty());
@@ -284,4 +277,22 @@ fn the_sample_events_of_ingest_event_are_post_requests() {
         let Outcome::Post { request, .. } = mapped.outcome else { panic!("{name}: {:?}", mapped.outcome) };
         assert_eq!(request.accounts, [ACCOUNT], "{name}");
     }
+}
+
+/// The local stack's default routing sends every signed sample to the demo account, so they can
+/// be sent to `make run` (re-signed with its secrets) as they are.
+#[test]
+fn the_demo_routing_routes_every_signed_sample() {
+    let routing = Routing::from_json(Some(&instapipe_local::sources::demo_routing(ACCOUNT))).unwrap();
+    let shop = samples::header("shopify-products-create", "x-shopify-shop-domain");
+    assert_eq!(routing.shopify(&shop).expect("a Shopify route").accounts, [ACCOUNT]);
+    let entry = samples::json("contentful-entry-publish");
+    let sys = &entry["sys"];
+    let (space, environment, content_type) =
+        (sys["space"]["sys"]["id"].as_str().unwrap(), sys["environment"]["sys"]["id"].as_str().unwrap(), sys["contentType"]["sys"]["id"].as_str().unwrap());
+    assert!(routing.contentful(space, environment, content_type).is_some(), "{space} {environment} {content_type}");
+    let site = samples::json("wordpress-post-published")["data"]["site"].as_str().unwrap().to_string();
+    assert!(routing.wordpress(&site).is_some(), "{site}");
+    let source = samples::json("eventbridge-publish-requested")["source"].as_str().unwrap().to_string();
+    assert!(routing.eventbridge(&source).is_some(), "{source}");
 }

@@ -16,7 +16,7 @@ const ACCOUNT: &str = "17841400000000001";
 const TOKEN: &str = "IGAA-operations-token";
 
 async fn stack(settings: Settings) -> LocalStack {
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,instapipe_core=info").try_init();
+    crate::common::logs();
     let sim = SimConfig { image_delay: Duration::from_millis(200), ..SimConfig::default() };
     let stack = LocalStack::start(settings, sim).await.expect("the local stack starts (did `make deps` run?)");
     stack.add_account(ACCOUNT, TOKEN).await.unwrap();

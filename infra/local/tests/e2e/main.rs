@@ -1,0 +1,15 @@
+//! The end-to-end tests on the local stack, as one test binary: on a small machine linking
+//! dominates a rebuild, and one binary links once where one per file linked eight times.
+
+mod common;
+
+mod cli;
+mod cli_output;
+mod media;
+mod operations;
+mod pipeline;
+mod posts_api;
+mod sample_events;
+mod secret_hygiene;
+mod sources;
+mod stack_lifecycle;
