@@ -36,7 +36,7 @@ pub async fn run(cli: Cli, ctx: &Ctx, out: &mut dyn Write) -> Result<u8, CliErro
             let request = commands::accounts::AddAccount { account_id: add.id.clone(), token, login: add.login.into(), exchange: add.exchange };
             let added = commands::accounts::add(ctx, request, text).await?;
             if let Some(out) = json {
-                output::write_json(out, &output::AddedJson::new(&add.id, &added, &ctx.config.account_secret_prefix))?;
+                output::write_json(out, &output::AddedJson::new(&add.id, &added, &ctx.config.account_secret_prefix()))?;
             }
             Ok(0)
         }
