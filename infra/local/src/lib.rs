@@ -4,6 +4,7 @@
 //! filters as template.yaml), and fires due Scheduler schedules by delivering their input.
 //! Nothing here is a second implementation of the product.
 
+pub mod fault_proxy;
 pub mod filter;
 pub mod functions;
 pub mod http_server;

@@ -8,6 +8,7 @@ use instapipe_core::config::Config;
 use instapipe_core::routing::ROUTING_VAR;
 use instapipe_core::secrets::{WebhookSecrets, webhook_keys};
 
+use crate::fault_proxy::AwsFaults;
 use crate::sources::{SourceSecrets, demo_routing};
 
 /// Defaults of the handlers' variables for the local stack: waits in seconds, not minutes.
@@ -59,6 +60,9 @@ pub struct Settings {
     /// deliver twice, as Lambda and Scheduler may; `INSTAPIPE_DUPLICATE_SEED` (1) seeds the choice.
     pub duplicate_rate: f64,
     pub duplicate_seed: u64,
+    /// `INSTAPIPE_AWS_THROTTLE_RATE`, `_ERROR_RATE`, `_SLOW_RATE`, `_SLOW_MS`, `INSTAPIPE_AWS_FAULT_SEED`:
+    /// seeded AWS faults on the functions' DynamoDB, Scheduler and Secrets Manager calls.
+    pub aws_faults: AwsFaults,
     /// `INSTAPIPE_SWEEP_EVERY_SECS` (10; 0: never): how often the stack runs the watchdog, as
     /// its schedule does every five minutes in AWS.
     pub sweep_every: std::time::Duration,
@@ -81,6 +85,7 @@ impl std::fmt::Debug for Settings {
             .field("graph_api_base_url", &self.graph_api_base_url)
             .field("graph_sim_port", &self.graph_sim_port)
             .field("demo_account", &self.demo_account)
+            .field("aws_faults", &self.aws_faults)
             .finish_non_exhaustive()
     }
 }
@@ -123,6 +128,7 @@ impl Settings {
                     .ok_or("INSTAPIPE_DUPLICATE_RATE must be a number between 0 and 1")?,
             },
             duplicate_seed: var("INSTAPIPE_DUPLICATE_SEED").map_or(Ok(1), |v| v.parse().map_err(|_| "INSTAPIPE_DUPLICATE_SEED must be an integer"))?,
+            aws_faults: AwsFaults::from_env()?,
             sweep_every: std::time::Duration::from_secs(
                 var("INSTAPIPE_SWEEP_EVERY_SECS").map_or(Ok(10), |v| v.parse().map_err(|_| "INSTAPIPE_SWEEP_EVERY_SECS must be a whole number of seconds"))?,
             ),
@@ -146,6 +152,7 @@ impl Settings {
             handler_vars: HashMap::new(),
             duplicate_rate: 0.0,
             duplicate_seed: 1,
+            aws_faults: AwsFaults::off(),
             sweep_every: std::time::Duration::from_secs(2),
         }
     }

@@ -24,6 +24,7 @@ use serde_json::Value;
 use secrecy::SecretString;
 use tokio::task::JoinHandle;
 
+use crate::fault_proxy::AwsFaultProxies;
 use crate::functions::{Function, Functions};
 use crate::services::{self, Services};
 use crate::settings::Settings;
@@ -45,6 +46,8 @@ pub struct LocalStack {
     ingest_event: Ingest,
     pub dynamodb_url: String,
     pub moto_url: String,
+    /// The fault proxies the functions' AWS calls go through, when `settings.aws_faults` is on.
+    pub aws_faults: Option<AwsFaultProxies>,
     tasks: Vec<JoinHandle<()>>,
     _services: Services,
 }
@@ -72,6 +75,16 @@ fn local_sdk_config() -> SdkConfig {
         .build()
 }
 
+fn aws_clients(sdk: &SdkConfig, dynamodb_url: &str, moto_url: &str) -> AwsClients {
+    AwsClients {
+        dynamodb: aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(sdk).endpoint_url(dynamodb_url).build()),
+        scheduler: aws_sdk_scheduler::Client::from_conf(aws_sdk_scheduler::config::Builder::from(sdk).endpoint_url(moto_url).build()),
+        secrets: aws_sdk_secretsmanager::Client::from_conf(
+            aws_sdk_secretsmanager::config::Builder::from(sdk).endpoint_url(moto_url).build(),
+        ),
+    }
+}
+
 fn err<E: std::fmt::Debug>(context: &str) -> impl Fn(E) -> String + '_ {
     move |e| format!("{context}: {e:?}")
 }
@@ -97,16 +110,13 @@ impl LocalStack {
         children.add(moto);
 
         let sdk = local_sdk_config();
-        let clients = AwsClients {
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(&dynamodb_url).build(),
-            ),
-            scheduler: aws_sdk_scheduler::Client::from_conf(
-                aws_sdk_scheduler::config::Builder::from(&sdk).endpoint_url(&moto_url).build(),
-            ),
-            secrets: aws_sdk_secretsmanager::Client::from_conf(
-                aws_sdk_secretsmanager::config::Builder::from(&sdk).endpoint_url(&moto_url).build(),
-            ),
+        let clients = aws_clients(&sdk, &dynamodb_url, &moto_url);
+        // With AWS faults on, the functions' calls go through the fault proxies; the stack's own
+        // setup, runners and assertions talk to the services directly.
+        let aws_faults = AwsFaultProxies::start(settings.aws_faults, &dynamodb_url, &moto_url).await?;
+        let function_clients = match &aws_faults {
+            Some(proxies) => aws_clients(&sdk, &proxies.dynamodb.url(), &proxies.moto.url()),
+            None => clients.clone(),
         };
         let streams = aws_sdk_dynamodbstreams::Client::from_conf(
             aws_sdk_dynamodbstreams::config::Builder::from(&sdk).endpoint_url(&dynamodb_url).build(),
@@ -146,9 +156,9 @@ impl LocalStack {
 
         // Every function starts as its bin does: its own settings, its own dependencies.
         let env = settings.handler_env(&graph_base_url);
-        let functions = Arc::new(Functions::start(&clients, env).await?);
-        let ingest_webhook = Arc::new(start_with::<table::IngestWebhook>(&clients, env).await.map_err(|e| e.to_string())?);
-        let ingest_event = start_with::<table::IngestEvent>(&clients, env).await.map_err(|e| e.to_string())?;
+        let functions = Arc::new(Functions::start(&function_clients, env).await?);
+        let ingest_webhook = Arc::new(start_with::<table::IngestWebhook>(&function_clients, env).await.map_err(|e| e.to_string())?);
+        let ingest_event = start_with::<table::IngestEvent>(&function_clients, env).await.map_err(|e| e.to_string())?;
 
         let mappings = Arc::new(vec![
             Mapping::new(Function::CreateContainer, &stream_filters::CREATE_CONTAINER),
@@ -192,6 +202,7 @@ impl LocalStack {
             ingest_event,
             dynamodb_url,
             moto_url,
+            aws_faults,
             tasks,
             _services: children,
         })

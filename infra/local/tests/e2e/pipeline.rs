@@ -190,3 +190,83 @@ async fn creating_the_table_again_finds_the_one_there() {
     let described = stack.clients.dynamodb.describe_table().table_name(table).send().await.unwrap();
     assert_eq!(described.table.and_then(|t| t.latest_stream_arn).as_deref(), Some(arn.as_str()));
 }
+
+/// Sends like a webhook sender: the same message again (same id) until it is accepted, as
+/// Standard Webhooks senders retry a 5xx. Returns the post id and how many sends it took.
+async fn send_until_accepted(stack: &LocalStack, body: &Value, webhook_id: &str) -> (String, u32) {
+    let mut answers = Vec::new();
+    for sends in 1..=6 {
+        let (status, answer) = send(stack, body, webhook_id).await;
+        if status == 202 {
+            return (answer["post_id"].as_str().unwrap().to_string(), sends);
+        }
+        assert!(status >= 500, "only a server error may be retried: {status} {answer}");
+        answers.push(answer);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{webhook_id} never accepted: {answers:?}");
+}
+
+/// DynamoDB, Scheduler and Secrets Manager throttle and fail on the functions' calls (through
+/// the seeded fault proxies): the SDK's retries and the event sources' retries still carry every
+/// post (images, reels polled by schedule, posts scheduled for later) to PUBLISHED, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_are_published_once_while_aws_throttles_fails_and_slows() {
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,instapipe_core=info").try_init();
+    let mut settings = instapipe_local::settings::Settings::for_tests();
+    settings.fast_waits();
+    settings.aws_faults = instapipe_local::fault_proxy::AwsFaults {
+        throttle_rate: 0.05,
+        error_rate: 0.05,
+        slow_rate: 0.05,
+        slow_by: Duration::from_millis(200),
+        seed: 11,
+    };
+    let stack = LocalStack::start(settings, fast_sim()).await.expect("the local stack starts (did `make deps` run?)");
+    stack.add_account(ACCOUNT, TOKEN).await.unwrap();
+
+    let mut posts = Vec::new();
+    let mut sends = 0;
+    let publish_at = time::OffsetDateTime::now_utc() + Duration::from_secs(4);
+    for i in 0..10 {
+        let caption = format!("Harbour at dusk, take {i} #instapipe");
+        let mut body = match i % 5 {
+            3 => post(&caption, &format!("https://cdn.example.com/dusk-{i}.mp4"), "video"),
+            _ => post(&caption, &format!("https://cdn.example.com/dusk-{i}.jpg"), "image"),
+        };
+        if i % 5 == 4 {
+            body["publish_at"] = json!(publish_at.format(&time::format_description::well_known::Rfc3339).unwrap());
+        }
+        let (post_id, tries) = send_until_accepted(&stack, &body, &format!("msg_aws_faults_{i}")).await;
+        sends += tries;
+        posts.push((post_id, caption));
+    }
+    let proxies = stack.aws_faults.as_ref().expect("the fault proxies run");
+    for (post_id, caption) in &posts {
+        // Generous: on a loaded machine every AWS call is slow too, and the SDK retries them.
+        let dests = stack.wait_final(post_id, Duration::from_secs(180)).await.unwrap_or_else(|e| {
+            panic!("{e}\nAWS faults: {}\ninvocations: {:?}", proxies.counts(), stack.functions.usage())
+        });
+        assert_eq!(dests.len(), 1, "{dests:?}");
+        assert_eq!(dests[0].state, DestState::Published, "{post_id}: {:?}", dests[0].failure);
+        assert_eq!(published_with(&stack, caption), 1, "{caption} published once");
+        assert_eq!(
+            common::published_with(&stack, caption)[0].media_id,
+            dests[0].media_id.clone().unwrap(),
+            "the post records the media that carries its caption"
+        );
+    }
+    assert_eq!(stack.sim.as_ref().unwrap().published().len(), posts.len());
+
+    let (dynamodb, moto) = (proxies.dynamodb.counts(), proxies.moto.counts());
+    let usage = stack.functions.usage();
+    println!("webhook sends for {} posts: {sends}", posts.len());
+    println!("DynamoDB: {dynamodb}");
+    println!("moto (Scheduler, Secrets Manager): {moto}");
+    println!("invocations (calls, errors): {:?}", usage.iter().map(|(f, u)| (f.name(), u.invocations, u.errors)).collect::<Vec<_>>());
+    let all = proxies.counts();
+    assert!(dynamodb.throttled > 0 && dynamodb.errored > 0, "DynamoDB: {dynamodb}");
+    assert!(moto.requests > 0, "Scheduler and Secrets Manager calls go through the proxy: {moto}");
+    assert!(all.slowed > 0, "{all}");
+    assert!(all.retried_throttles > 0 && all.retried_errors > 0, "the SDK retried: {all}");
+}
