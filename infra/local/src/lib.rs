@@ -7,6 +7,7 @@
 pub mod filter;
 pub mod functions;
 pub mod http_server;
+pub mod lambda;
 pub mod schedules;
 pub mod services;
 pub mod settings;
