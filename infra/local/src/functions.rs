@@ -10,6 +10,8 @@ use instapipe_core::deps::{AwsClients, Notify, Pipeline, Sweep, TokenRefresh};
 use instapipe_core::functions::{self as table, Function as _, invoke, start_with};
 use serde_json::Value;
 
+use crate::lambda::Kills;
+
 /// The functions fed by the stream runner and the schedule firer (ingest-webhook is served over
 /// HTTP, ingest-event by `LocalStack::deliver_event`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -66,6 +68,8 @@ pub struct Functions {
     usage: Mutex<HashMap<Function, Usage>>,
     /// Invocations started, per function (started − finished = still running).
     started: Mutex<HashMap<Function, u64>>,
+    /// Invocations to kill mid-handler (off unless the settings or a test say so).
+    kills: Kills,
 }
 
 impl Functions {
@@ -81,6 +85,7 @@ impl Functions {
             sweep: start_with::<table::Sweep>(clients, lookup).await.map_err(refused(Function::Sweep))?,
             usage: Mutex::new(HashMap::new()),
             started: Mutex::new(HashMap::new()),
+            kills: Kills::off(),
         })
     }
 
@@ -91,9 +96,18 @@ impl Functions {
         let started = Instant::now();
         // Lambda ends an invocation at the function's Timeout and the event source retries it;
         // an invocation that never returned would otherwise be lost here.
-        let result = match tokio::time::timeout(function.timeout(), self.run(function, payload)).await {
-            Ok(result) => result,
-            Err(_) => Err(format!("{} timed out after {} s", function.name(), function.timeout().as_secs())),
+        let result = match self.kills.decide(function.name()) {
+            // Dropping the handler's future stops it wherever it is, between two calls, as a
+            // timeout or out-of-memory ends the process; had it already finished, its answer
+            // is lost all the same. Either way the event source sees a failed invocation.
+            Some(at) => {
+                let _ = tokio::time::timeout(at, self.run(function, payload)).await;
+                Err(format!("{} killed after {} ms (injected: INSTAPIPE_KILL_RATE)", function.name(), at.as_millis()))
+            }
+            None => match tokio::time::timeout(function.timeout(), self.run(function, payload)).await {
+                Ok(result) => result,
+                Err(_) => Err(format!("{} timed out after {} s", function.name(), function.timeout().as_secs())),
+            },
         };
         let mut usage = self.usage.lock().unwrap();
         let entry = usage.entry(function).or_default();
@@ -112,6 +126,11 @@ impl Functions {
             Function::Notify => invoke::<table::Notify>(&self.notify, payload).await,
             Function::Sweep => invoke::<table::Sweep>(&self.sweep, payload).await,
         }
+    }
+
+    /// Which invocations are killed mid-handler (`INSTAPIPE_KILL_RATE`); settable while running.
+    pub fn kills(&self) -> &Kills {
+        &self.kills
     }
 
     /// The pipeline's dependencies, for operator actions the local stack performs itself.

@@ -2,6 +2,7 @@
 //! each one-time schedule's input to its target function, then deletes it, as
 //! ActionAfterCompletion DELETE does.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,37 +10,54 @@ use aws_sdk_scheduler::Client;
 use instapipe_core::scheduler::parse_at_expression;
 use time::OffsetDateTime;
 
-use crate::functions::{Function, Functions};
+use crate::functions::Function;
+use crate::lambda::{AsyncInvoker, Dice};
 use crate::stream::Duplicator;
 
-/// Lambda's asynchronous invocation retries a failed invocation twice.
-const ASYNC_RETRIES: u32 = 2;
-
+/// The functions schedules may target, by ARN (a `:$LATEST` or alias qualifier is ignored, so
+/// an on-failure record's functionArn can be a target again).
 pub struct Targets {
-    pub create_container_arn: String,
-    pub poll_status_arn: String,
+    by_arn: HashMap<String, Function>,
 }
 
 impl Targets {
+    pub fn new(create_container_arn: &str, poll_status_arn: &str) -> Targets {
+        let mut by_arn: HashMap<String, Function> =
+            [Function::Sweep, Function::RefreshTokens].into_iter().map(|f| (crate::lambda::function_arn(f.name()), f)).collect();
+        by_arn.insert(create_container_arn.to_string(), Function::CreateContainer);
+        by_arn.insert(poll_status_arn.to_string(), Function::PollStatus);
+        Targets { by_arn }
+    }
+
     fn function(&self, arn: &str) -> Option<Function> {
-        if arn == self.create_container_arn {
-            Some(Function::CreateContainer)
-        } else if arn == self.poll_status_arn {
-            Some(Function::PollStatus)
-        } else {
-            None
-        }
+        self.by_arn.get(arn).copied().or_else(|| {
+            // arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
+            let unqualified = arn.splitn(8, ':').take(7).collect::<Vec<_>>().join(":");
+            self.by_arn.get(&unqualified).copied()
+        })
     }
 }
 
-pub async fn run(client: Client, group: String, targets: Arc<Targets>, functions: Arc<Functions>) {
-    run_with(client, group, targets, functions, Arc::new(Duplicator::off())).await
+/// How the firer departs from the schedule: up to `lateness` late (seeded by `dice`), and the
+/// firings `duplicates` picks delivered twice (Scheduler delivers at least once).
+pub struct Firing {
+    pub lateness: Duration,
+    pub dice: Dice,
+    pub duplicates: Arc<Duplicator>,
 }
 
-/// `run`, firing the schedules `duplicates` picks twice (Scheduler delivers at least once).
-pub async fn run_with(client: Client, group: String, targets: Arc<Targets>, functions: Arc<Functions>, duplicates: Arc<Duplicator>) {
+impl Firing {
+    pub fn on_time() -> Firing {
+        Firing { lateness: Duration::ZERO, dice: Dice::new(0), duplicates: Arc::new(Duplicator::off()) }
+    }
+}
+
+/// Fires due schedules forever, invoking their targets asynchronously through `invoker`.
+pub async fn run(client: Client, group: String, targets: Arc<Targets>, invoker: Arc<AsyncInvoker>, firing: Firing) {
+    // When each due schedule fires, decided when it is first seen due.
+    let mut fire_at: HashMap<String, OffsetDateTime> = HashMap::new();
     loop {
-        if let Err(err) = fire_due(&client, &group, &targets, &functions, &duplicates).await {
+        if let Err(err) = fire_due(&client, &group, &targets, &invoker, &firing, &mut fire_at).await {
             tracing::warn!(error = %err, "reading schedules failed; trying again");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -50,8 +68,9 @@ async fn fire_due(
     client: &Client,
     group: &str,
     targets: &Arc<Targets>,
-    functions: &Arc<Functions>,
-    duplicates: &Duplicator,
+    invoker: &Arc<AsyncInvoker>,
+    firing: &Firing,
+    fire_at: &mut HashMap<String, OffsetDateTime>,
 ) -> Result<(), String> {
     let mut names = Vec::new();
     let mut pages = client.list_schedules().group_name(group).into_paginator().send();
@@ -60,6 +79,7 @@ async fn fire_due(
         names.extend(page.schedules().iter().filter_map(|s| s.name().map(str::to_string)));
     }
     let now = OffsetDateTime::now_utc();
+    fire_at.retain(|name, _| names.contains(name));
     for name in names {
         let schedule = match client.get_schedule().group_name(group).name(&name).send().await {
             Ok(s) => s,
@@ -73,6 +93,10 @@ async fn fire_due(
         if at > now {
             continue;
         }
+        let late = *fire_at.entry(name.clone()).or_insert_with(|| at + firing.dice.up_to(firing.lateness));
+        if late > now {
+            continue;
+        }
         let Some(target) = schedule.target() else { continue };
         let input: serde_json::Value = serde_json::from_str(target.input().unwrap_or("{}")).unwrap_or_default();
         let function = targets.function(target.arn());
@@ -81,27 +105,14 @@ async fn fire_due(
             tracing::error!(%name, arn = target.arn(), "schedule targets an unknown function; dropped");
             continue;
         };
-        if duplicates.roll() {
-            let (functions, input, name, delay) = (functions.clone(), input.clone(), name.clone(), duplicates.delay());
+        if firing.duplicates.roll() {
+            let (invoker, input, delay) = (invoker.clone(), input.clone(), firing.duplicates.delay());
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                if let Err(err) = functions.invoke(function, input).await {
-                    tracing::warn!(%name, error = %err, "duplicate scheduled invocation failed");
-                }
+                invoker.invoke(function, input);
             });
         }
-        let functions = functions.clone();
-        tokio::spawn(async move {
-            for attempt in 0..=ASYNC_RETRIES {
-                match functions.invoke(function, input.clone()).await {
-                    Ok(_) => return,
-                    Err(err) => {
-                        tracing::warn!(%name, attempt, error = %err, "scheduled invocation failed");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-            }
-        });
+        invoker.invoke(function, input);
     }
     Ok(())
 }

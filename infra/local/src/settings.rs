@@ -66,6 +66,17 @@ pub struct Settings {
     /// `INSTAPIPE_SWEEP_EVERY_SECS` (10; 0: never): how often the stack runs the watchdog, as
     /// its schedule does every five minutes in AWS.
     pub sweep_every: std::time::Duration,
+    /// `INSTAPIPE_KILL_RATE` (0): share of invocations killed mid-handler, at a point up to
+    /// `INSTAPIPE_KILL_WINDOW_MS` (300) in, of the functions `INSTAPIPE_KILL_FUNCTIONS` names
+    /// (comma-separated; empty: all); `INSTAPIPE_KILL_SEED` (1) seeds the choice.
+    pub kills: crate::lambda::KillPlan,
+    pub kill_seed: u64,
+    /// `INSTAPIPE_SCHEDULE_LATENESS_MS` (0): a schedule fires up to this late (Scheduler's
+    /// minute of precision, scaled down), seeded by `INSTAPIPE_DUPLICATE_SEED`.
+    pub schedule_lateness: std::time::Duration,
+    /// `INSTAPIPE_ASYNC_RETRY_DELAY_MS` (1000): wait before an asynchronous invocation's first
+    /// retry, twice that before the second (Lambda: about one and two minutes).
+    pub async_retry_delay: std::time::Duration,
 }
 
 pub const DEMO_SECRET: &str = "whsec_bG9jYWwtZGVtby1zZWNyZXQtZm9yLWluc3RhcGlwZQ==";
@@ -95,6 +106,11 @@ impl Settings {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let port = |name: &str, default: u16| -> Result<u16, String> {
             var(name).map_or(Ok(default), |v| v.parse().map_err(|_| format!("{name} must be a port number")))
+        };
+        let millis = |name: &str, default: u64| -> Result<std::time::Duration, String> {
+            var(name)
+                .map_or(Ok(default), |v| v.parse().map_err(|_| format!("{name} must be a whole number of milliseconds")))
+                .map(std::time::Duration::from_millis)
         };
         let mut handler_vars: HashMap<String, String> = std::env::vars()
             .filter(|(k, _)| {
@@ -132,6 +148,23 @@ impl Settings {
             sweep_every: std::time::Duration::from_secs(
                 var("INSTAPIPE_SWEEP_EVERY_SECS").map_or(Ok(10), |v| v.parse().map_err(|_| "INSTAPIPE_SWEEP_EVERY_SECS must be a whole number of seconds"))?,
             ),
+            kills: crate::lambda::KillPlan {
+                rate: match var("INSTAPIPE_KILL_RATE") {
+                    None => 0.0,
+                    Some(v) => v
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|r| (0.0..=1.0).contains(r))
+                        .ok_or("INSTAPIPE_KILL_RATE must be a number between 0 and 1")?,
+                },
+                functions: var("INSTAPIPE_KILL_FUNCTIONS")
+                    .map(|v| v.split(',').map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect())
+                    .unwrap_or_default(),
+                window: millis("INSTAPIPE_KILL_WINDOW_MS", 300)?,
+            },
+            kill_seed: var("INSTAPIPE_KILL_SEED").map_or(Ok(1), |v| v.parse().map_err(|_| "INSTAPIPE_KILL_SEED must be an integer"))?,
+            schedule_lateness: millis("INSTAPIPE_SCHEDULE_LATENESS_MS", 0)?,
+            async_retry_delay: millis("INSTAPIPE_ASYNC_RETRY_DELAY_MS", 1000)?,
         })
     }
 
@@ -154,6 +187,10 @@ impl Settings {
             duplicate_seed: 1,
             aws_faults: AwsFaults::off(),
             sweep_every: std::time::Duration::from_secs(2),
+            kills: crate::lambda::KillPlan::default(),
+            kill_seed: 1,
+            schedule_lateness: std::time::Duration::ZERO,
+            async_retry_delay: std::time::Duration::from_millis(300),
         }
     }
 

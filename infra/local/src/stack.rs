@@ -28,6 +28,7 @@ use crate::fault_proxy::AwsFaultProxies;
 use crate::functions::{Function, Functions};
 use crate::services::{self, Services};
 use crate::settings::Settings;
+use crate::lambda::{AsyncInvoker, Dice, FailureQueues};
 use crate::stream::Mapping;
 use crate::{http_server, schedules, stream};
 
@@ -42,6 +43,10 @@ pub struct LocalStack {
     pub clients: AwsClients,
     pub store: Arc<dyn PostStore>,
     pub functions: Arc<Functions>,
+    /// Asynchronous invocation as Lambda does it (retries, then `failure_queues`).
+    pub invoker: Arc<AsyncInvoker>,
+    /// The on-failure destinations (SQS queues in moto).
+    pub failure_queues: Arc<FailureQueues>,
     /// ingest-event's dependencies (see `deliver_event`).
     ingest_event: Ingest,
     pub dynamodb_url: String,
@@ -118,6 +123,7 @@ impl LocalStack {
             Some(proxies) => aws_clients(&sdk, &proxies.dynamodb.url(), &proxies.moto.url()),
             None => clients.clone(),
         };
+        let sqs = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&sdk).endpoint_url(&moto_url).build());
         let streams = aws_sdk_dynamodbstreams::Client::from_conf(
             aws_sdk_dynamodbstreams::config::Builder::from(&sdk).endpoint_url(&dynamodb_url).build(),
         );
@@ -157,18 +163,34 @@ impl LocalStack {
         // Every function starts as its bin does: its own settings, its own dependencies.
         let env = settings.handler_env(&graph_base_url);
         let functions = Arc::new(Functions::start(&function_clients, env).await?);
+        functions.kills().set_seeded(settings.kills.clone(), settings.kill_seed);
+        let failure_queues = Arc::new(FailureQueues::create(sqs).await?);
         let ingest_webhook = Arc::new(start_with::<table::IngestWebhook>(&function_clients, env).await.map_err(|e| e.to_string())?);
         let ingest_event = start_with::<table::IngestEvent>(&function_clients, env).await.map_err(|e| e.to_string())?;
 
-        let mappings = Arc::new(vec![
-            Mapping::new(Function::CreateContainer, &stream_filters::CREATE_CONTAINER),
-            Mapping::new(Function::Publish, &stream_filters::PUBLISH),
-            Mapping::new(Function::Notify, &stream_filters::NOTIFY),
-        ]);
-        let targets = Arc::new(schedules::Targets {
-            create_container_arn: config.pipeline.schedules.create_container_arn.clone(),
-            poll_status_arn: config.pipeline.schedules.poll_status_arn.clone(),
+        let delivery = Arc::new(stream::Delivery {
+            mappings: vec![
+                Mapping::new(Function::CreateContainer, &stream_filters::CREATE_CONTAINER),
+                Mapping::new(Function::Publish, &stream_filters::PUBLISH),
+                Mapping::new(Function::Notify, &stream_filters::NOTIFY),
+            ],
+            functions: functions.clone(),
+            failures: failure_queues.clone(),
+            stream_arn,
         });
+        let arns = &config.pipeline.schedules;
+        let targets = Arc::new(schedules::Targets::new(&arns.create_container_arn, &arns.poll_status_arn));
+        let invoker = Arc::new(AsyncInvoker {
+            functions: functions.clone(),
+            queues: failure_queues.clone(),
+            retry_delay: settings.async_retry_delay,
+            arns: [(Function::CreateContainer, arns.create_container_arn.clone()), (Function::PollStatus, arns.poll_status_arn.clone())].into(),
+        });
+        let firing = schedules::Firing {
+            lateness: settings.schedule_lateness,
+            dice: Dice::new(settings.duplicate_seed.wrapping_mul(2).wrapping_add(3)),
+            duplicates: duplicator(&settings, 1),
+        };
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", settings.http_port))
             .await
             .map_err(|e| match e.kind() {
@@ -177,18 +199,12 @@ impl LocalStack {
             })?;
         let base_url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
         let tasks = vec![
-            tokio::spawn(stream::run_with(streams, stream_arn, mappings, functions.clone(), duplicator(&settings, 0))),
-            tokio::spawn(schedules::run_with(
-                clients.scheduler.clone(),
-                config.schedule_group().to_string(),
-                targets,
-                functions.clone(),
-                duplicator(&settings, 1),
-            )),
+            tokio::spawn(stream::run(streams, delivery, duplicator(&settings, 0))),
+            tokio::spawn(schedules::run(clients.scheduler.clone(), config.schedule_group().to_string(), targets, invoker.clone(), firing)),
             tokio::spawn(async move {
                 let _ = axum::serve(listener, http_server::router(ingest_webhook)).await;
             }),
-            tokio::spawn(run_sweep(functions.clone(), settings.sweep_every)),
+            tokio::spawn(run_sweep(invoker.clone(), settings.sweep_every)),
         ];
         Ok(LocalStack {
             store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), config.table_name())),
@@ -199,6 +215,8 @@ impl LocalStack {
             sim,
             clients,
             functions,
+            invoker,
+            failure_queues,
             ingest_event,
             dynamodb_url,
             moto_url,
@@ -262,6 +280,8 @@ impl LocalStack {
             ("AWS_ENDPOINT_URL_DYNAMODB", self.dynamodb_url.clone()),
             ("AWS_ENDPOINT_URL_SCHEDULER", self.moto_url.clone()),
             ("AWS_ENDPOINT_URL_SECRETS_MANAGER", self.moto_url.clone()),
+            ("AWS_ENDPOINT_URL_SQS", self.moto_url.clone()),
+            ("ASYNC_FAILURE_QUEUE_URL", self.failure_queues.async_url.clone()),
             ("TABLE_NAME", c.table_name().to_string()),
             ("SCHEDULE_GROUP", schedules.group.clone()),
             ("SCHEDULER_ROLE_ARN", schedules.role_arn.clone()),
@@ -417,8 +437,9 @@ fn index(name: &str, hash: &str, range: &str) -> Result<GlobalSecondaryIndex, St
         .map_err(err("index"))
 }
 
-/// The watchdog's schedule: the sweep function every `every` (never when zero).
-async fn run_sweep(functions: Arc<Functions>, every: std::time::Duration) {
+/// The watchdog's schedule: the sweep function every `every` (never when zero), invoked
+/// asynchronously as its EventBridge schedule does.
+async fn run_sweep(invoker: Arc<AsyncInvoker>, every: std::time::Duration) {
     if every.is_zero() {
         return;
     }
@@ -426,8 +447,6 @@ async fn run_sweep(functions: Arc<Functions>, every: std::time::Duration) {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        if let Err(err) = functions.invoke(Function::Sweep, serde_json::json!({})).await {
-            tracing::warn!(%err, "the sweep failed; the next run tries again");
-        }
+        invoker.invoke(Function::Sweep, serde_json::json!({}));
     }
 }

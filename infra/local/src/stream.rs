@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::filter;
 use crate::functions::{Function, Functions};
+use crate::lambda::{self, FailureQueues};
 
 /// Like the template's MaximumRetryAttempts.
 const MAX_RETRIES: u32 = 10;
@@ -78,22 +79,21 @@ impl Duplicator {
     }
 }
 
-/// Polls every shard of the stream forever, handing each batch to every mapping.
-pub async fn run(client: Client, stream_arn: String, mappings: Arc<Vec<Mapping>>, functions: Arc<Functions>) {
-    run_with(client, stream_arn, mappings, functions, Arc::new(Duplicator::off())).await
+/// Where a batch is delivered: the mappings, the functions, and the failure destination of a
+/// batch that used up its retries.
+pub struct Delivery {
+    pub mappings: Vec<Mapping>,
+    pub functions: Arc<Functions>,
+    pub failures: Arc<FailureQueues>,
+    pub stream_arn: String,
 }
 
-/// `run`, delivering the records `duplicates` picks a second time, in a batch of their own.
-pub async fn run_with(
-    client: Client,
-    stream_arn: String,
-    mappings: Arc<Vec<Mapping>>,
-    functions: Arc<Functions>,
-    duplicates: Arc<Duplicator>,
-) {
+/// Polls every shard of the stream forever, handing each batch to every mapping, and the
+/// records `duplicates` picks a second time, in a batch of their own.
+pub async fn run(client: Client, delivery: Arc<Delivery>, duplicates: Arc<Duplicator>) {
     let mut iterators: HashMap<String, Option<String>> = HashMap::new();
     loop {
-        if let Err(err) = poll_once(&client, &stream_arn, &mut iterators, &mappings, &functions, &duplicates).await {
+        if let Err(err) = poll_once(&client, &mut iterators, &delivery, &duplicates).await {
             tracing::warn!(error = %err, "reading the stream failed; trying again");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -103,12 +103,11 @@ pub async fn run_with(
 
 async fn poll_once(
     client: &Client,
-    stream_arn: &str,
     iterators: &mut HashMap<String, Option<String>>,
-    mappings: &Arc<Vec<Mapping>>,
-    functions: &Arc<Functions>,
+    delivery: &Arc<Delivery>,
     duplicates: &Arc<Duplicator>,
 ) -> Result<(), String> {
+    let stream_arn = delivery.stream_arn.as_str();
     let description = client.describe_stream().stream_arn(stream_arn).send().await.map_err(|e| format!("{e:?}"))?;
     for shard in description.stream_description().map(|d| d.shards()).unwrap_or_default() {
         let Some(shard_id) = shard.shard_id() else { continue };
@@ -124,21 +123,21 @@ async fn poll_once(
             iterators.insert(shard_id.to_string(), it.shard_iterator);
         }
     }
-    for iterator in iterators.values_mut() {
+    for (shard_id, iterator) in iterators.iter_mut() {
         let Some(current) = iterator.clone() else { continue }; // closed shard, fully read
         let out = client.get_records().shard_iterator(current).send().await.map_err(|e| format!("{e:?}"))?;
         *iterator = out.next_shard_iterator;
         let records: Vec<EventRecord> = out.records.unwrap_or_default().into_iter().map(|r| to_lambda_record(r, stream_arn)).collect();
         for chunk in records.chunks(BATCH_SIZE) {
-            deliver(chunk, mappings, functions);
+            deliver(chunk, delivery, shard_id);
         }
         let again: Vec<EventRecord> = records.iter().filter(|_| duplicates.roll()).cloned().collect();
         if !again.is_empty() {
-            let (mappings, functions, delay) = (mappings.clone(), functions.clone(), duplicates.delay());
+            let (delivery, delay, shard_id) = (delivery.clone(), duplicates.delay(), shard_id.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 for chunk in again.chunks(BATCH_SIZE) {
-                    deliver(chunk, &mappings, &functions);
+                    deliver(chunk, &delivery, &shard_id);
                 }
             });
         }
@@ -148,8 +147,8 @@ async fn poll_once(
 
 /// Hands the records each mapping accepts to its function, in the background (the template
 /// sets a parallelization factor, so batches of one shard may run side by side).
-fn deliver(records: &[EventRecord], mappings: &Arc<Vec<Mapping>>, functions: &Arc<Functions>) {
-    for (index, mapping) in mappings.iter().enumerate() {
+fn deliver(records: &[EventRecord], delivery: &Arc<Delivery>, shard_id: &str) {
+    for (index, mapping) in delivery.mappings.iter().enumerate() {
         let accepted: Vec<EventRecord> = records
             .iter()
             .filter(|r| mapping.accepts(&serde_json::to_value(r).expect("records serialize")))
@@ -158,12 +157,13 @@ fn deliver(records: &[EventRecord], mappings: &Arc<Vec<Mapping>>, functions: &Ar
         if accepted.is_empty() {
             continue;
         }
-        let (mappings, functions) = (mappings.clone(), functions.clone());
-        tokio::spawn(async move { invoke_with_retries(&mappings[index], accepted, &functions).await });
+        let (delivery, shard_id) = (delivery.clone(), shard_id.to_string());
+        tokio::spawn(async move { invoke_with_retries(&delivery, index, accepted, &shard_id).await });
     }
 }
 
-async fn invoke_with_retries(mapping: &Mapping, mut records: Vec<EventRecord>, functions: &Functions) {
+async fn invoke_with_retries(delivery: &Delivery, index: usize, mut records: Vec<EventRecord>, shard_id: &str) {
+    let (mapping, functions) = (&delivery.mappings[index], &delivery.functions);
     for attempt in 0..=MAX_RETRIES {
         let mut event = Event::default();
         event.records = records.clone();
@@ -185,7 +185,19 @@ async fn invoke_with_retries(mapping: &Mapping, mut records: Vec<EventRecord>, f
         records.drain(..first);
         tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt + 1))).await;
     }
-    tracing::error!(function = mapping.function.name(), records = records.len(), "retries exhausted; records sent to the failure destination");
+    tracing::error!(function = mapping.function.name(), records = records.len(), "retries exhausted; batch sent to the failure destination");
+    let sequence = |r: Option<&EventRecord>| r.and_then(|r| r.change.sequence_number.clone()).unwrap_or_default();
+    let (first, last) = (sequence(records.first()), sequence(records.last()));
+    lambda::stream_batch_failed(
+        &delivery.failures,
+        mapping.function,
+        MAX_RETRIES + 1,
+        &delivery.stream_arn,
+        shard_id,
+        (&first, &last),
+        records.len(),
+    )
+    .await;
 }
 
 fn to_lambda_record(record: Record, stream_arn: &str) -> EventRecord {

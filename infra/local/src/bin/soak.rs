@@ -46,10 +46,27 @@ struct Args {
     rate: f64,
     drain: Duration,
     seed: u64,
+    /// Share of invocations killed mid-handler.
+    kill_rate: f64,
+    /// Schedules fire up to this late.
+    late: Duration,
+    /// Share of DynamoDB / Scheduler / Secrets Manager calls answered with an error: handed to
+    /// the aws-faults fault proxy as INSTAPIPE_AWS_ERROR_RATE (no effect until that proxy is in).
+    aws_errors: f64,
+    lost_publish: f64,
 }
 
 fn args() -> Args {
-    let mut args = Args { posts: 1000, rate: 1.8, drain: Duration::from_secs(300), seed: 7 };
+    let mut args = Args {
+        posts: 1000,
+        rate: 1.8,
+        drain: Duration::from_secs(300),
+        seed: 7,
+        kill_rate: 0.02,
+        late: Duration::from_secs(3),
+        aws_errors: 0.05,
+        lost_publish: 0.05,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{arg} needs a value"));
@@ -58,8 +75,12 @@ fn args() -> Args {
             "--rate" => args.rate = value().parse().expect("--rate POSTS_PER_SECOND"),
             "--drain" => args.drain = Duration::from_secs(value().parse().expect("--drain SECONDS")),
             "--seed" => args.seed = value().parse().expect("--seed N"),
+            "--kill-rate" => args.kill_rate = value().parse().expect("--kill-rate SHARE"),
+            "--late-ms" => args.late = Duration::from_millis(value().parse().expect("--late-ms MILLISECONDS")),
+            "--aws-errors" => args.aws_errors = value().parse().expect("--aws-errors SHARE"),
+            "--lost-publish" => args.lost_publish = value().parse().expect("--lost-publish SHARE"),
             "-h" | "--help" => {
-                eprintln!("soak [--posts 1000] [--rate 1.8] [--drain 300] [--seed 7]");
+                eprintln!("soak [--posts 1000] [--rate 1.8] [--drain 300] [--seed 7] [--kill-rate 0.02] [--late-ms 3000] [--aws-errors 0.05] [--lost-publish 0.05]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -82,6 +103,32 @@ enum Source {
     GenericCarousel,
     Shopify,
     WordPress,
+    /// Through the posts API, scheduled a few seconds ahead (some then moved, some cancelled).
+    Scheduled,
+    /// A generic image whose caption several posts to the first account share.
+    SharedCaption,
+}
+
+/// What the soak does to a scheduled post after creating it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Change {
+    Keep,
+    Reschedule,
+    Cancel,
+}
+
+fn change_of(i: usize) -> Change {
+    match i % 60 {
+        21 => Change::Reschedule,
+        41 => Change::Cancel,
+        _ => Change::Keep,
+    }
+}
+
+/// The caption shared by the posts of collision group `i / 100` (its number, 900000 + group,
+/// is read by `post_number` like any post's).
+fn shared_caption(i: usize) -> String {
+    format!("Soak shared caption soak-{:06} #soak", 900_000 + i / 100)
 }
 
 fn source_of(i: usize) -> Source {
@@ -90,6 +137,8 @@ fn source_of(i: usize) -> Source {
         13 => Source::WordPress,
         3 | 11 | 17 => Source::GenericReel,
         5 | 15 => Source::GenericCarousel,
+        1 => Source::Scheduled,
+        9 | 19 => Source::SharedCaption,
         _ => Source::GenericImage,
     }
 }
@@ -132,9 +181,47 @@ fn webhook(stack: &LocalStack, i: usize) -> Webhook {
             // Every tenth generic post goes to two accounts.
             let first = ACCOUNTS[i % ACCOUNTS.len()].0;
             let accounts = if i % 10 == 0 { json!([first, ACCOUNTS[(i + 1) % ACCOUNTS.len()].0]) } else { json!([first]) };
-            let body = json!({ "caption": format!("Soak post soak-{i:06} #soak"), "media": media, "accounts": accounts });
+            let mut body = json!({ "caption": format!("Soak post soak-{i:06} #soak"), "media": media, "accounts": accounts });
+            match kind {
+                Source::SharedCaption => {
+                    body["caption"] = json!(shared_caption(i));
+                    body["accounts"] = json!([ACCOUNTS[0].0]);
+                }
+                Source::Scheduled => {
+                    let at = OffsetDateTime::now_utc() + Duration::from_secs(5 + (i % 7) as u64);
+                    body["publish_at"] = json!(at.format(&time::format_description::well_known::Rfc3339).unwrap());
+                    return Webhook { url: stack.posts_url(), id: format!("soak-api-{i:06}"), body: body.to_string().into_bytes(), kind };
+                }
+                _ => {}
+            }
             Webhook { url: url("generic"), id: format!("msg_soak_{i:06}"), body: body.to_string().into_bytes(), kind }
         }
+    }
+}
+
+/// Moves a scheduled post 8 s later or cancels it, through the posts API, soon after creating it.
+async fn change(http: &reqwest::Client, stack: &LocalStack, tally: &Mutex<Tally>, post_id: &str, what: Change) {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let url = format!("{}/{post_id}", stack.posts_url());
+    let request = match what {
+        Change::Keep => return,
+        Change::Cancel => http.delete(&url),
+        Change::Reschedule => {
+            let at = OffsetDateTime::now_utc() + Duration::from_secs(12);
+            http.patch(&url).json(&json!({ "publish_at": at.format(&time::format_description::well_known::Rfc3339).unwrap() }))
+        }
+    };
+    let answer = match request.bearer_auth(&stack.settings.api_key).send().await {
+        Ok(r) => (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null)),
+        Err(e) => (0, json!(e.to_string())),
+    };
+    let mut t = tally.lock().unwrap();
+    match (what, answer.0, answer.1["state"].as_str()) {
+        (Change::Cancel, 200, Some("CANCELLED")) => {
+            t.cancelled.insert(post_id.to_string());
+        }
+        (Change::Reschedule, 200, _) => t.rescheduled += 1,
+        _ => t.changes_refused.push(format!("{what:?} {post_id}: {} {}", answer.0, answer.1)),
     }
 }
 
@@ -142,6 +229,15 @@ fn webhook(stack: &LocalStack, i: usize) -> Webhook {
 async fn send(http: &reqwest::Client, stack: &LocalStack, w: &Webhook) -> Result<(u16, Value), String> {
     let now = OffsetDateTime::now_utc();
     let mut request = http.post(&w.url).header("content-type", "application/json").body(w.body.clone());
+    if w.kind == Source::Scheduled {
+        // The posts API: the same Idempotency-Key makes the second call answer the same post.
+        request = request.bearer_auth(&stack.settings.api_key).header("Idempotency-Key", &w.id);
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        // Answered like a webhook for the tally: 202 and a post id.
+        return Ok((if status == 201 || status == 200 { 202 } else { status }, json!({ "post_id": body["post_id"], "duplicate": status == 200 })));
+    }
     match w.kind {
         Source::Shopify => {
             let signature = shopify_signature(&stack.settings.sources.shopify, &w.body);
@@ -175,6 +271,11 @@ struct Tally {
     /// The second delivery did not answer the same post as a duplicate.
     inconsistent_repeats: Vec<String>,
     webhooks_sent: usize,
+    /// Scheduled posts cancelled (answered CANCELLED) and moved through the posts API.
+    cancelled: std::collections::HashSet<String>,
+    rescheduled: usize,
+    /// Changes the API refused (e.g. the post had already started).
+    changes_refused: Vec<String>,
 }
 
 fn progress(message: impl AsRef<str>) {
@@ -199,6 +300,10 @@ async fn main() {
     settings.fast_waits();
     settings.duplicate_rate = 0.10;
     settings.duplicate_seed = args.seed;
+    settings.kills = instapipe_local::lambda::KillPlan { rate: args.kill_rate, functions: Default::default(), window: Duration::from_millis(300) };
+    settings.kill_seed = args.seed;
+    settings.schedule_lateness = args.late;
+    aws_fault_hook(&mut settings, args.aws_errors);
     let sim = SimConfig {
         image_delay: Duration::from_millis(300),
         video_delay: Duration::from_secs(3),
@@ -208,7 +313,7 @@ async fn main() {
         carousel_timeout_rate: 0.20,
         // Longer than the client's 2 s GRAPH_API_TIMEOUT_MS: the client gives up first.
         timeout: Duration::from_secs(3),
-        lost_publish_rate: 0.02,
+        lost_publish_rate: args.lost_publish,
         // Not what is soaked: 1,000 posts are more than four accounts' daily quota and hourly
         // call budget.
         quota_total: 1_000_000,
@@ -217,7 +322,7 @@ async fn main() {
     };
     progress(format!(
         "{} posts at {}/s; simulator: 5xx {:.0} %, answered late {:.0} % and carousel containers {:.0} % ({} s vs 2 s client timeout), lost publish answers {:.0} %, seed {}; \
-         runner: {:.0} % of stream records and schedule firings delivered twice; every webhook sent twice; logs in {}",
+         runner: {:.0} % of stream records and schedule firings delivered twice, {:.0} % of invocations killed, schedules up to {} ms late; every webhook sent twice; logs in {}",
         args.posts,
         args.rate,
         sim.error_rate * 100.0,
@@ -227,6 +332,8 @@ async fn main() {
         sim.lost_publish_rate * 100.0,
         sim.seed,
         settings.duplicate_rate * 100.0,
+        settings.kills.rate * 100.0,
+        settings.schedule_lateness.as_millis(),
         log.display()
     ));
     let stack = Arc::new(LocalStack::start(settings, sim).await.expect("the local stack starts (did `make deps` run?)"));
@@ -262,6 +369,10 @@ async fn main() {
                         return;
                     };
                     t.accepted.insert(post_id.to_string(), (w.kind, i));
+                    if w.kind == Source::Scheduled && change_of(i) != Change::Keep {
+                        let (stack, tally, http, post_id) = (stack.clone(), tally.clone(), http.clone(), post_id.to_string());
+                        tokio::spawn(async move { change(&http, &stack, &tally, &post_id, change_of(i)).await });
+                    }
                     match second {
                         Ok((202, again)) if again["post_id"] == answer["post_id"] && again["duplicate"] == true => {}
                         other => t.inconsistent_repeats.push(format!("#{i} {:?} post {post_id}: second delivery answered {other:?}", w.kind)),
@@ -300,8 +411,17 @@ async fn main() {
     // Late duplicates (a stream record or schedule delivered again) may still be in flight.
     tokio::time::sleep(Duration::from_secs(5)).await;
     dests = accepted_destinations(&stack, &tally).await;
-    let ok = summary(&stack, &tally, &dests, started, drain_started.elapsed());
+    let ok = summary(&stack, &tally, &dests, started, drain_started.elapsed(), args.late);
     std::process::exit(if ok { 0 } else { 1 });
+}
+
+/// AWS-side errors at `rate` (DynamoDB, Scheduler, Secrets Manager). HOOK: the seeded fault
+/// proxy (branch aws-faults, INSTAPIPE_AWS_* rates) is not on this branch yet; when it lands,
+/// set its error rate here. Until then no AWS error is injected, and the soak says so.
+fn aws_fault_hook(_settings: &mut Settings, rate: f64) {
+    if rate > 0.0 {
+        progress(format!("AWS errors {:.0} % requested, NOT injected: the fault proxy (aws-faults) is not in this build", rate * 100.0));
+    }
 }
 
 /// Every accepted post's destinations, read from the table.
@@ -344,7 +464,20 @@ fn post_number(caption: &str) -> Option<usize> {
     })
 }
 
-fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Vec<Destination>>, started: Instant, drained: Duration) -> bool {
+/// The caption number a post's media carries: its own, or its collision group's.
+fn number_of(source: Source, i: usize) -> usize {
+    if source == Source::SharedCaption { 900_000 + i / 100 } else { i }
+}
+
+/// By when a destination must be final: its start (publish time or creation), the local poll
+/// deadline, the watchdog's grace, one sweep, and how late its schedule may fire.
+fn deadline_of(d: &Destination, source: Source, late: Duration) -> OffsetDateTime {
+    let start = d.publish_at.map_or(d.created_at, |at| at.max(d.created_at));
+    let poll = if source == Source::GenericReel { 180 } else { 60 };
+    start + Duration::from_secs(poll + 30 + 10) + late
+}
+
+fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Vec<Destination>>, started: Instant, drained: Duration, late: Duration) -> bool {
     let tally = tally.lock().unwrap();
     let sim = stack.sim.as_ref().unwrap();
     let published_on_sim = sim.published();
@@ -362,6 +495,41 @@ fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Ve
     let mut carousels_refused = Vec::new();
     let mut published_not_live = Vec::new();
     let mut by_source: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
+    let media_by_id: HashMap<&str, &graph_sim::PublishedMedia> = published_on_sim.iter().map(|m| (m.media_id.as_str(), m)).collect();
+    // (account, caption number) → destinations expected there (a collision group has several).
+    let mut expected: HashMap<(String, Option<usize>), usize> = HashMap::new();
+    let mut recorded: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut wrong_media = Vec::new();
+    let mut stuck = Vec::new();
+    let mut cancelled_but_live = Vec::new();
+    let mut rearms = 0u32;
+    for (post_id, ds) in dests {
+        let (source, i) = tally.accepted[post_id];
+        for d in ds {
+            rearms += d.rearms;
+            if d.state != DestState::Cancelled {
+                *expected.entry((d.account_id.clone(), Some(number_of(source, i)))).or_default() += 1;
+            }
+            let finished = if d.state.is_final() { d.history.last().map(|h| h.at) } else { None };
+            if finished.is_none_or(|at| at > deadline_of(d, source, late)) {
+                stuck.push(format!("{post_id}/{} {} (rearms {})", d.account_id, d.state.as_str(), d.rearms));
+            }
+            if let Some(media_id) = d.media_id.as_deref() {
+                recorded.entry(media_id).or_default().push(format!("{post_id}/{}", d.account_id));
+                let right = media_by_id.get(media_id).is_some_and(|m| {
+                    m.ig_user_id == d.account_id && m.caption.as_deref().and_then(post_number) == Some(number_of(source, i))
+                });
+                if !right {
+                    wrong_media.push(format!("{post_id}/{} media {media_id}", d.account_id));
+                }
+            }
+        }
+    }
+    for (media_id, holders) in &recorded {
+        if holders.len() > 1 {
+            wrong_media.push(format!("media {media_id} recorded by {holders:?}"));
+        }
+    }
     for (post_id, ds) in dests {
         let (source, i) = tally.accepted[post_id];
         let entry = by_source.entry(format!("{source:?}")).or_default();
@@ -371,7 +539,10 @@ fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Ve
         }
         for d in ds {
             *by_state.entry(d.state.as_str()).or_default() += 1;
-            let on_sim = live.get(&(d.account_id.clone(), Some(i))).map_or(0, Vec::len);
+            let on_sim = live.get(&(d.account_id.clone(), Some(number_of(source, i)))).map_or(0, Vec::len);
+            if d.state == DestState::Cancelled && on_sim > 0 && source != Source::SharedCaption {
+                cancelled_but_live.push(format!("{post_id}/{}", d.account_id));
+            }
             match d.state {
                 DestState::Published => {
                     entry.1 += 1;
@@ -397,7 +568,8 @@ fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Ve
             }
         }
     }
-    let duplicated: Vec<_> = live.iter().filter(|(_, v)| v.len() > 1).collect();
+    // More media live under a caption than destinations expected there.
+    let duplicated: Vec<_> = live.iter().filter(|(k, v)| v.len() > expected.get(*k).copied().unwrap_or(1).max(1)).collect();
     let unknown: Vec<_> = live.keys().filter(|(_, k)| k.is_none()).collect();
     let destinations: usize = dests.values().map(Vec::len).sum();
     let published_dests = by_state.get("PUBLISHED").copied().unwrap_or(0);
@@ -423,6 +595,11 @@ fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Ve
     println!("| By source (posts, published dests, failed dests) | {by_source:?} |");
     println!("| **Lost** (accepted, not final after the drain) | **{}** |", lost.len());
     println!("| **Duplicated** (published more than once on the simulator) | **{}** |", duplicated.len());
+    println!("| **Wrong media** (recorded by two destinations, or live with another post's caption or account) | **{}** |", wrong_media.len());
+    println!("| **Stuck** (not final within its deadline plus one sweep) | **{}** |", stuck.len());
+    println!("| Re-armed by the watchdog (sum of rearms) | {rearms} |");
+    println!("| Scheduled posts rescheduled / cancelled / change refused | {} / {} / {} |", tally.rescheduled, tally.cancelled.len(), tally.changes_refused.len());
+    println!("| Cancelled but live on the simulator | {} |", cancelled_but_live.len());
     println!("| Simulator: media published / duplicate publish attempts | {} / {} |", published_on_sim.len(), sim.duplicate_publish_attempts());
     println!("| Simulator: answered late after the work was done (of which carousel containers) | {} ({}) |", sim.late_answers(), sim.late_carousel_creations());
     let orphans: usize = dests.values().flatten().map(|d| d.orphaned_containers.len()).sum();
@@ -446,6 +623,15 @@ fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Ve
         let post = tally.accepted.iter().find(|(_, (_, i))| Some(*i) == *number).map(|(id, _)| id.clone());
         println!("duplicated: soak-{number:?} (post {post:?}) on {account}: media {media:?}");
     }
+    for id in wrong_media.iter().take(20) {
+        println!("wrong media: {id}");
+    }
+    for id in stuck.iter().take(20) {
+        println!("stuck: {id}");
+    }
+    for r in tally.changes_refused.iter().take(10) {
+        println!("change refused: {r}");
+    }
     for id in carousels_refused.iter().take(20) {
         println!("carousel refused: {id}");
     }
@@ -463,6 +649,9 @@ fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Ve
     }
     lost.is_empty()
         && duplicated.is_empty()
+        && wrong_media.is_empty()
+        && stuck.is_empty()
+        && cancelled_but_live.is_empty()
         && failed_but_live.is_empty()
         && carousels_refused.is_empty()
         && tally.inconsistent_repeats.is_empty()

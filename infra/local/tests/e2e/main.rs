@@ -5,6 +5,7 @@ mod common;
 
 mod cli;
 mod cli_output;
+mod lambda_semantics;
 mod media;
 mod operations;
 mod pipeline;
