@@ -17,7 +17,7 @@ FUNCTIONS := ingest-webhook ingest-event create-container poll-status publish re
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help deps run test test-wordpress lint-template build deploy clean distclean
+.PHONY: help deps run test test-contract test-wordpress lint-template build deploy clean distclean
 
 ## help: list the targets
 help:
@@ -44,11 +44,16 @@ $(STAMP_NODE): package.json package-lock.json
 run: deps
 	cargo run -p instapipe-local --bin instapipe-local -- run
 
-## test: run every Rust test of the workspace, check the signed samples are what their generator writes, then lint the template
+## test: run every Rust test of the workspace, check the signed samples are what their generator writes, lint the template, then test the API contract
 test: deps
 	cargo test --workspace
 	$(PYTHON) functions/test-support/samples/generate.py --check
 	@$(MAKE) --no-print-directory lint-template
+	@$(MAKE) --no-print-directory test-contract
+
+## test-contract: schemathesis (every check, fixed seed) against a local stack of its own, driven by openapi.yaml; prints the number of generated requests and fails on any failure
+test-contract: deps
+	cargo run -q -p instapipe-local --bin contract
 
 ## test-wordpress: the WordPress plugin end to end in a real WordPress against the local stack (Debian packages wordpress, mariadb-server, php-cli, php-mysql, php-curl; installed when root); not part of `make test`
 test-wordpress: deps

@@ -61,10 +61,17 @@ impl MediaItem {
 #[serde(deny_unknown_fields)]
 pub struct UserTag {
     pub username: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "storable_fraction")]
     pub x: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "storable_fraction")]
     pub y: Option<f64>,
+}
+
+/// DynamoDB stores no number closer to zero than 1e-130; a tag position that close (such as
+/// 2.2e-311, valid JSON) is 0 for Instagram too, so it is read as 0 rather than failing the write.
+fn storable_fraction<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<f64>, D::Error> {
+    let value = Option::<f64>::deserialize(deserializer)?;
+    Ok(value.map(|v| if v.abs() < 1e-130 { 0.0 } else { v }))
 }
 
 /// Where the post appears: the feed (an image, a Reel, or a carousel of 2–10 items) or stories.
@@ -85,13 +92,62 @@ pub struct ReelOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cover_url: Option<String>,
     /// Milliseconds into the video for the cover frame.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "whole_number::option")]
     pub thumb_offset: Option<u64>,
     /// true: feed and Reels tab; false: Reels tab only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share_to_feed: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio_name: Option<String>,
+}
+
+/// JSON Schema's integers, as JSON encoders write them: `1763` and also `1763.0` (Python writes
+/// integral floats so); fractional, negative or too large numbers are refused.
+mod whole_number {
+    use serde::de::{self, Deserializer, Visitor};
+
+    /// The largest integer every JSON implementation keeps exactly (2^53 - 1); openapi.yaml says so.
+    pub const MAX: u64 = (1 << 53) - 1;
+
+    struct WholeNumber(u64);
+
+    impl<'de> serde::Deserialize<'de> for WholeNumber {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_u64(WholeNumberVisitor)
+        }
+    }
+
+    struct WholeNumberVisitor;
+
+    impl Visitor<'_> for WholeNumberVisitor {
+        type Value = WholeNumber;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "a whole number from 0 to {MAX}")
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<WholeNumber, E> {
+            if v > MAX {
+                return Err(E::invalid_value(de::Unexpected::Unsigned(v), &self));
+            }
+            Ok(WholeNumber(v))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<WholeNumber, E> {
+            u64::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self)).and_then(|v| self.visit_u64(v))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<WholeNumber, E> {
+            if v.fract() != 0.0 || !(0.0..=MAX as f64).contains(&v) {
+                return Err(E::invalid_value(de::Unexpected::Float(v), &self));
+            }
+            Ok(WholeNumber(v as u64))
+        }
+    }
+
+    pub fn option<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+        Ok(<Option<WholeNumber> as serde::Deserialize>::deserialize(deserializer)?.map(|n| n.0))
+    }
 }
 
 /// Everything about a post beyond caption, media, accounts and time.

@@ -71,6 +71,13 @@ pub fn query_params(request: &Request, known: &[&str]) -> Result<Vec<(String, St
     Ok(params)
 }
 
+/// The `Allow` header of a 405 answer (RFC 9110 requires it): the methods the path serves.
+pub fn allow(response: &mut Response<Body>, methods: &[&str]) {
+    if let Ok(value) = http::HeaderValue::from_str(&methods.join(", ")) {
+        response.headers_mut().insert(http::header::ALLOW, value);
+    }
+}
+
 /// `value` as a JSON answer with `status`.
 pub fn json<T: Serialize>(status: u16, value: &T) -> Response<Body> {
     let body = serde_json::to_string(value).unwrap_or_else(|_| "{}".into());

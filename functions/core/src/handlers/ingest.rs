@@ -25,7 +25,14 @@ pub async fn handle(deps: &Ingest, request: Request) -> Response<Body> {
         p if super::source_webhooks::PATHS.contains(&p) => Err(RequestError::new(405, "method_not_allowed", "use POST")),
         _ => Err(RequestError::new(404, "not_found", format!("no route for {path}"))),
     };
-    result.unwrap_or_else(|err| edge::error(&err))
+    result.unwrap_or_else(|err| {
+        let mut response = edge::error(&err);
+        // Every webhook route takes POST only.
+        if err.status == 405 {
+            edge::allow(&mut response, &["POST"]);
+        }
+        response
+    })
 }
 
 /// Size, content type, signature, payload; then the intake: 202 with the post (new or known),

@@ -152,6 +152,30 @@ mod tests {
     }
 
     #[test]
+    fn integral_numbers_are_integers_and_fractional_ones_are_refused_by_name() {
+        let with_offset = |offset: &str| {
+            format!(r#"{{"media":[{{"url":"https://x.example/a.mp4","type":"video"}}],"accounts":["1"],"options":{{"reel":{{"thumb_offset":{offset}}}}}}}"#)
+        };
+        for (offset, expected) in [("1763", 1763), ("1763.0", 1763), ("1.763e3", 1763), ("0.0", 0), ("9007199254740991", 9007199254740991)] {
+            let r = parse(with_offset(offset).as_bytes()).unwrap_or_else(|e| panic!("{offset}: {e:?}"));
+            assert_eq!(r.options.reel.unwrap().thumb_offset, Some(expected), "{offset}");
+        }
+        for offset in ["1763.5", "-1", "-1.0", "1e300", "9007199254740992", "\"5\""] {
+            let e = error(&with_offset(offset));
+            assert_eq!((e.status, e.field.as_deref()), (400, Some("options.reel.thumb_offset")), "{offset}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn tag_positions_too_close_to_zero_to_store_are_zero() {
+        let r = parse(
+            br#"{"media":[{"url":"https://x.example/a.jpg","type":"image","user_tags":[{"username":"ana","x":2.225073858507e-311,"y":0.5}]}],"accounts":["1"]}"#,
+        )
+        .unwrap();
+        assert_eq!((r.media[0].user_tags[0].x, r.media[0].user_tags[0].y), (Some(0.0), Some(0.5)));
+    }
+
+    #[test]
     fn broken_json_is_a_400_without_a_field() {
         for body in ["", "{", "[]", "null", "{\"caption\":", "{} {}", r#"["",[],[]]"#] {
             let e = error(body);

@@ -172,6 +172,20 @@ impl PostStore for DynamoStore {
                 Some(raw.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect::<Item>())
             }
         };
+        // A cursor only continues the query it came from: the same index and partition
+        // (DynamoDB refuses any other start key, which would otherwise read as an outage).
+        if let Some(key) = &start_key {
+            let (names, partition): (&[&str], Option<(&str, String)>) = match (&query.account, query.state) {
+                (Some(account), _) => (&["pk", "sk", "account_id", "created_at"], Some(("account_id", account.clone()))),
+                (None, Some(state)) => (&["pk", "sk", "state", "updated_at"], Some(("state", state.as_str().to_string()))),
+                (None, None) => (&["pk", "sk"], None),
+            };
+            let same_names = key.len() == names.len() && names.iter().all(|n| key.contains_key(*n));
+            let same_partition = partition.is_none_or(|(name, value)| key.get(name).and_then(|v| v.as_s().ok()) == Some(&value));
+            if !same_names || !same_partition {
+                return Err(Error::Data("the cursor belongs to a listing with other filters".into()));
+            }
+        }
         let limit = i32::try_from(query.limit.clamp(1, 100)).expect("at most 100");
         let dest_prefix = AttributeValue::S("DEST#".into());
         let out = match (&query.account, query.state) {

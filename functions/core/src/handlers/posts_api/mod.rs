@@ -75,6 +75,9 @@ pub async fn handle(deps: &Ingest, request: &Request) -> Option<Response<Body>> 
         if err.status == 401 {
             response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
         }
+        if err.status == 405 {
+            edge::allow(&mut response, &allowed_methods(path));
+        }
         response
     }))
 }
@@ -89,10 +92,7 @@ async fn dispatch(deps: &Ingest, request: &Request, path: &str) -> Result<Respon
     let Some(&(route, id)) = matching.iter().find(|(r, _)| r.method == request.method()) else {
         return Err(match matching.is_empty() {
             true => RequestError::new(404, "not_found", format!("no route for {path}")),
-            false => {
-                let allowed: Vec<_> = matching.iter().map(|(r, _)| r.method.as_str()).collect();
-                RequestError::new(405, "method_not_allowed", format!("use {}", allowed.join(", ")))
-            }
+            false => RequestError::new(405, "method_not_allowed", format!("use {}", allowed_methods(path).join(", "))),
         });
     };
     let id = id.unwrap_or_default();
@@ -108,6 +108,11 @@ async fn dispatch(deps: &Ingest, request: &Request, path: &str) -> Result<Respon
         Operation::EditPost => in_post_span(id, edit(deps, request, id)).await,
         Operation::CancelPost => in_post_span(id, cancel(deps, id)).await,
     }
+}
+
+/// The methods served at `path` (the `Allow` header of a 405).
+fn allowed_methods(path: &str) -> Vec<&'static str> {
+    ROUTES.iter().filter(|r| match_path(r.path, path).is_some()).map(|r| r.method.as_str()).collect()
 }
 
 async fn in_post_span<F: Future<Output = Result<Response<Body>, RequestError>>>(
@@ -256,13 +261,15 @@ async fn list(deps: &Ingest, request: &Request) -> Result<Response<Body>, Reques
                     .filter(|n| (1..=MAX_LIMIT).contains(n))
                     .ok_or_else(|| bad(format!("a number from 1 to {MAX_LIMIT}")))?;
             }
+            // An empty cursor is the first page, as no cursor is (clients send `cursor=` for it).
+            _ if value.is_empty() => {}
             _ => query.cursor = Some(value),
         }
     }
     let page = match deps.store.query_destinations(&query).await {
         Ok(page) => page,
         Err(crate::Error::Data(_)) if query.cursor.is_some() => {
-            return Err(RequestError::field(400, "invalid_query", "cursor", "not a cursor this API returned"));
+            return Err(RequestError::field(400, "invalid_query", "cursor", "not a cursor this API returned for these filters"));
         }
         Err(err) => return Err(unavailable(err)),
     };

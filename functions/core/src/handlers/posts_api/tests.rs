@@ -276,6 +276,23 @@ async fn unknown_posts_and_routes_are_404_and_wrong_methods_405() {
     assert!(body["error"]["message"].as_str().unwrap().contains("POST"));
 }
 
+#[tokio::test]
+async fn every_405_says_which_methods_are_allowed() {
+    let api = api().await;
+    for (method, uri, allowed) in [
+        ("PUT", "/posts", "POST, GET"),
+        ("POST", "/posts/01KAT0000000000000000000AB", "GET, PATCH, DELETE"),
+        ("TRACE", "/posts/01KAT0000000000000000000AB/", "GET, PATCH, DELETE"),
+        ("DELETE", "/openapi.yaml", "GET"),
+        ("GET", "/webhooks/generic", "POST"),
+        ("PUT", "/webhooks/shopify", "POST"),
+    ] {
+        let (status, body, response) = api.send(with_body(request(method, uri, None), None)).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")), "{method} {uri}");
+        assert_eq!(response.headers().get("allow").map(|v| v.to_str().unwrap()), Some(allowed), "{method} {uri}");
+    }
+}
+
 // ---- list ----
 
 #[tokio::test]
@@ -318,6 +335,15 @@ async fn posts_are_listed_by_state_and_by_account_a_page_at_a_time() {
 
     let (_, all) = api.call("GET", "/posts", None).await;
     assert_eq!(all["posts"].as_array().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn an_empty_cursor_is_the_first_page() {
+    let api = api().await;
+    let post_id = api.create(post_body(&[ACCOUNT], None)).await;
+    let (status, page) = api.call("GET", "/posts?cursor=", None).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["posts"][0]["post_id"].as_str(), Some(post_id.as_str()));
 }
 
 #[tokio::test]
@@ -506,9 +532,15 @@ fn every_route_served_is_in_the_openapi_document_and_no_other() {
         assert_eq!(public, !route.needs_key, "{} {}: security differs from the router", route.method, route.path);
     }
     let methods = ["get", "post", "put", "patch", "delete"];
+    let webhooks = ["/webhooks/generic"].into_iter().chain(crate::handlers::source_webhooks::PATHS);
+    for path in webhooks.clone() {
+        assert!(paths.get(path).is_some_and(|item| item["post"].is_mapping()), "POST {path} is not in openapi.yaml");
+    }
     for (path, item) in paths {
         for method in methods.iter().filter(|m| item.get(**m).is_some()) {
-            let served = ROUTES.iter().any(|r| Some(r.path) == path.as_str() && r.method.as_str().eq_ignore_ascii_case(method));
+            let webhook = *method == "post" && webhooks.clone().any(|w| Some(w) == path.as_str());
+            let served = webhook
+                || ROUTES.iter().any(|r| Some(r.path) == path.as_str() && r.method.as_str().eq_ignore_ascii_case(method));
             assert!(served, "openapi.yaml documents {method} {path:?}, which is not served");
         }
     }
