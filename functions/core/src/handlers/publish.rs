@@ -164,11 +164,12 @@ async fn recover(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Resu
     let stories = ctx.post.options.placement == Placement::Story;
     let since = publishing_since(dest) - CLOCK_SKEW;
     let recent = deps.graph.recent_media(&ctx.account, &ctx.token, stories).await?;
-    let ours = MediaOwner { post_id: dest.post_id.clone(), account_id: dest.account_id.clone() };
+    let ours = MediaOwner::of(dest);
     let mut candidates = Vec::new();
     for media in recent {
         let caption_matches = stories || media.caption.as_deref().unwrap_or("") == ctx.post.caption;
-        if !caption_matches || !media.timestamp.is_some_and(|at| at >= since) {
+        let after_our_call = media.timestamp.is_some_and(|at| at >= since);
+        if !(caption_matches && after_our_call) {
             continue;
         }
         match deps.store.media_owner(&media.id).await? {
@@ -219,7 +220,7 @@ async fn record_published(
     media_id: String,
     permalink: Option<String>,
 ) -> Result<()> {
-    let owner = MediaOwner { post_id: dest.post_id.clone(), account_id: dest.account_id.clone() };
+    let owner = MediaOwner::of(dest);
     if !deps.store.claim_media(&media_id, &owner).await? {
         // Another destination recorded it first (a recovery race): look again.
         return Err(Error::Retry(format!("media {media_id} is recorded for another destination")));

@@ -18,6 +18,12 @@ pub struct MediaOwner {
     pub account_id: String,
 }
 
+impl MediaOwner {
+    pub fn of(destination: &crate::post::Destination) -> MediaOwner {
+        MediaOwner { post_id: destination.post_id.clone(), account_id: destination.account_id.clone() }
+    }
+}
+
 fn key(media_id: &str) -> String {
     format!("MEDIA#{media_id}")
 }
