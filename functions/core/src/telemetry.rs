@@ -91,6 +91,39 @@ pub fn init() -> Result<()> {
     Ok(())
 }
 
+/// Logs written through [`filter`] at a level, kept for a test to read.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl CapturedLogs {
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[cfg(test)]
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Until the guard drops, this thread's `tracing` events go through [`filter`] at `level` into
+/// the returned buffer (JSON lines with every field, as in Lambda).
+#[cfg(test)]
+pub(crate) fn capture(level: LogLevel) -> (tracing::subscriber::DefaultGuard, CapturedLogs) {
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt().json().with_env_filter(filter(level)).with_writer(move || writer.clone()).finish();
+    (tracing::subscriber::set_default(subscriber), logs)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -126,26 +159,10 @@ mod tests {
 
     /// What a subscriber with [`filter`] at `level` writes while `emit` runs.
     fn captured(level: LogLevel, emit: impl FnOnce()) -> String {
-        let buffer = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(filter(level))
-            .with_writer(move || SharedBuffer(writer.clone()))
-            .finish();
-        tracing::subscriber::with_default(subscriber, emit);
-        String::from_utf8(buffer.lock().unwrap().clone()).unwrap()
-    }
-
-    struct SharedBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for SharedBuffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+        let (guard, logs) = capture(level);
+        emit();
+        drop(guard);
+        logs.text()
     }
 
     #[test]
