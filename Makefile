@@ -13,6 +13,9 @@ CARGO_BIN := $(or $(CARGO_TARGET_DIR),target)/debug
 VENV   := .venv
 STAMP_PY   := $(VENV)/.installed
 STAMP_NODE := node_modules/.installed
+# checkov pins boto3 exactly, to another version than aws-sam-cli does: a venv of its own.
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 # The Lambda binaries deployed by template.yaml.
 FUNCTIONS := ingest-webhook ingest-event create-container poll-status publish refresh-tokens notify sweep
@@ -21,7 +24,7 @@ FUNCTIONS := ingest-webhook ingest-event create-container poll-status publish re
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help deps run test test-contract test-wordpress lint-template build deploy clean distclean
+.PHONY: help deps run test test-contract test-wordpress lint-template checkov build deploy clean distclean
 
 ## help: list the targets
 help:
@@ -71,6 +74,16 @@ lint-template: deps
 	sam validate --lint --template template.yaml
 	cfn-lint template.yaml
 
+## checkov: checkov (pinned, in .venv-checkov) on template.yaml, offline; fails on any finding README "Security" does not accept (.checkov.yaml); not part of `make test`
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	@echo "deps: pip install -r requirements-checkov.txt"
+	@$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $@
+
 ## build: release-build the Lambda functions with cargo lambda -> target/lambda/<name>/bootstrap
 build: deps
 	cargo lambda build --release $(addprefix --bin ,$(FUNCTIONS))
@@ -88,9 +101,9 @@ clean:
 	cargo clean
 	rm -rf .aws-sam
 
-## distclean: clean, and also remove .venv and node_modules
+## distclean: clean, and also remove .venv, .venv-checkov and node_modules
 distclean: clean
-	rm -rf $(VENV) node_modules
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules
 
 .PHONY: bench soak
 SOAK_POSTS ?= 1000

@@ -191,7 +191,19 @@ impl Settings for NotifySettings {
         Ok(NotifySettings {
             table_name: vars.table_name()?,
             status_webhook: StatusWebhookConfig {
-                url: vars.optional("STATUS_WEBHOOK_URL"),
+                url: match vars.optional("STATUS_WEBHOOK_URL") {
+                    None => None,
+                    Some(url) => {
+                        let allow_http_loopback = match vars.optional(crate::status_webhooks::ALLOW_HTTP_LOOPBACK_VAR).as_deref() {
+                            None | Some("false") => false,
+                            Some("true") => true,
+                            Some(_) => return Err(malformed(crate::status_webhooks::ALLOW_HTTP_LOOPBACK_VAR, "`true` or `false`")),
+                        };
+                        crate::status_webhooks::check_url(&url, allow_http_loopback)
+                            .map_err(|why| Error::Config(format!("environment variable STATUS_WEBHOOK_URL {why}")))?;
+                        Some(url)
+                    }
+                },
                 secret_name: vars
                     .optional("STATUS_WEBHOOK_SECRET_NAME")
                     .unwrap_or_else(|| secrets::DEFAULT_STATUS_WEBHOOK_SECRET_NAME.into()),
@@ -383,6 +395,19 @@ mod tests {
         // The functions that make schedules still refuse to start without them.
         let err = PipelineSettings::from_lookup(env(&[("TABLE_NAME", "posts")])).unwrap_err();
         assert_eq!(err.to_string(), "configuration: environment variable SCHEDULE_GROUP is not set");
+    }
+
+    #[test]
+    fn a_status_webhook_url_that_is_not_https_is_named() {
+        let err = NotifySettings::from_lookup(env(&[("TABLE_NAME", "posts"), ("STATUS_WEBHOOK_URL", "http://example.com/hook")])).unwrap_err();
+        assert_eq!(err.to_string(), "configuration: environment variable STATUS_WEBHOOK_URL must be an https URL");
+        let local = [("TABLE_NAME", "posts"), ("STATUS_WEBHOOK_URL", "http://127.0.0.1:8080/hook")];
+        let err = NotifySettings::from_lookup(env(&local)).unwrap_err();
+        assert!(err.to_string().contains("STATUS_WEBHOOK_URL must be https"), "{err}");
+        let mut allowed = local.to_vec();
+        allowed.push(("STATUS_WEBHOOK_ALLOW_HTTP_LOOPBACK", "true"));
+        let settings = NotifySettings::from_lookup(env(&allowed)).unwrap();
+        assert_eq!(settings.status_webhook.url.as_deref(), Some("http://127.0.0.1:8080/hook"));
     }
 
     #[test]

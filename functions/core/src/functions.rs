@@ -69,7 +69,7 @@ where
     F::Event: DeserializeOwned,
     F::Output: Serialize,
 {
-    crate::telemetry::init();
+    crate::telemetry::init()?;
     let deps = start::<F>().await?;
     let deps = &deps;
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<F::Event>| async move {
@@ -83,7 +83,7 @@ pub async fn run_http<F>() -> Result<(), lambda_http::Error>
 where
     F: Function<Event = Request, Output = Response<Body>>,
 {
-    crate::telemetry::init();
+    crate::telemetry::init()?;
     let deps = start::<F>().await?;
     let deps = &deps;
     lambda_http::run(lambda_http::service_fn(move |request: Request| async move {
@@ -357,9 +357,115 @@ mod tests {
         check::<Notify>(&template, &mut read);
         check::<Sweep>(&template, &mut read);
         for global in variables(&template, &template["Globals"]["Function"]).keys() {
-            // RUST_LOG is the log filter (telemetry), not a setting.
-            assert!(global == "RUST_LOG" || read.contains(global), "no function reads the global variable {global}");
+            // LOG_LEVEL is read by telemetry, not a setting.
+            assert!(global == crate::telemetry::LOG_LEVEL_VAR || read.contains(global), "no function reads the global variable {global}");
         }
+    }
+
+    /// The statements of a function's inline policies.
+    fn statements<F: Function>(template: &Yaml) -> Vec<Yaml> {
+        let (resource, _, _) = deployed::<F>(template);
+        let policies = resource["Properties"]["Policies"].as_sequence().cloned().unwrap_or_default();
+        policies.iter().flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default()).collect()
+    }
+
+    fn strings(value: &Yaml) -> Vec<String> {
+        match value {
+            Yaml::String(s) => vec![s.clone()],
+            Yaml::Sequence(items) => items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect(),
+            _ => vec![],
+        }
+    }
+
+    /// IAM's StringLike: `*` is any run of characters, `?` one.
+    fn string_like(pattern: &str, value: &str) -> bool {
+        match (pattern.chars().next(), value.chars().next()) {
+            (None, None) => true,
+            (Some('*'), _) => string_like(&pattern[1..], value) || (!value.is_empty() && string_like(pattern, &value[value.chars().next().unwrap().len_utf8()..])),
+            (Some(p), Some(v)) if p == '?' || p == v => string_like(&pattern[p.len_utf8()..], &value[v.len_utf8()..]),
+            _ => false,
+        }
+    }
+
+    /// The table's write actions: a Deny on them must cover every write another statement allows.
+    const TABLE_WRITES: [&str; 7] = [
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:PartiQLInsert",
+        "dynamodb:PartiQLUpdate",
+        "dynamodb:PartiQLDelete",
+    ];
+
+    /// Whether the function's policies deny every table write whose partition key is `pk`.
+    fn writes_denied<F: Function>(template: &Yaml, pk: &str) -> bool {
+        let denies: Vec<Yaml> = statements::<F>(template).into_iter().filter(|s| s["Effect"].as_str() == Some("Deny")).collect();
+        TABLE_WRITES.iter().all(|action| {
+            denies.iter().any(|deny| {
+                let on_table = matches!(&deny["Resource"], Yaml::Tagged(t) if t.tag == "!GetAtt" && t.value.as_str() == Some("PostsTable.Arn"));
+                let patterns = strings(&deny["Condition"]["ForAnyValue:StringLike"]["dynamodb:LeadingKeys"]);
+                on_table && strings(&deny["Action"]).iter().any(|a| a == action) && patterns.iter().any(|p| string_like(p, pk))
+            })
+        })
+    }
+
+    #[test]
+    fn the_ingest_functions_cannot_write_api_key_items() {
+        let template = template();
+        let api_key = crate::store::api_keys::item_key(&crate::store::api_keys::hash("ipk_any"));
+        assert!(writes_denied::<IngestWebhook>(&template, &api_key), "ingest-webhook may write {api_key}");
+        assert!(writes_denied::<IngestEvent>(&template, &api_key), "ingest-event may write {api_key}");
+        // ... and only those: posts and deliveries stay writable.
+        for pk in [crate::store::keys::post("p1"), crate::store::keys::delivery("generic", "e1")] {
+            assert!(!writes_denied::<IngestWebhook>(&template, &pk), "{pk} is denied");
+        }
+        // Every table write an ingest statement allows is one the Deny covers.
+        for statement in statements::<IngestWebhook>(&template).iter().chain(statements::<IngestEvent>(&template).iter()) {
+            if statement["Effect"].as_str() == Some("Allow") {
+                for action in strings(&statement["Action"]).iter().filter(|a| a.starts_with("dynamodb:")) {
+                    let reads = ["GetItem", "BatchGetItem", "Query", "Scan", "ConditionCheckItem", "DescribeTable", "PartiQLSelect"];
+                    assert!(
+                        TABLE_WRITES.contains(&action.as_str()) || reads.iter().any(|r| action.ends_with(r)),
+                        "{action} is allowed to ingest, but the API key Deny does not cover it"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn string_like_is_iams() {
+        assert!(string_like("APIKEY#*", "APIKEY#ab12"));
+        assert!(string_like("APIKEY#*", "APIKEY#"));
+        assert!(!string_like("APIKEY#*", "POST#APIKEY#1"));
+        assert!(!string_like("APIKEY#*", "APIKEYS#1"));
+        assert!(string_like("A?C", "ABC") && !string_like("A?C", "AC"));
+    }
+
+    #[test]
+    fn the_public_function_has_a_reserved_concurrency_parameter() {
+        let template = template();
+        let (resource, _, _) = deployed::<IngestWebhook>(&template);
+        assert!(resource["Properties"]["FunctionUrlConfig"].is_mapping(), "ingest-webhook is the public function");
+        let reserved = serde_yaml::to_string(&resource["Properties"]["ReservedConcurrentExecutions"]).unwrap();
+        assert!(reserved.contains("IngestReservedConcurrency"), "ReservedConcurrentExecutions: {reserved}");
+        let parameter = &template["Parameters"]["IngestReservedConcurrency"];
+        let default = parameter["Default"].as_u64().expect("a numeric default");
+        assert!(default > 0 && default <= parameter["MaxValue"].as_u64().unwrap(), "default {default}");
+    }
+
+    #[test]
+    fn log_level_is_an_enumeration_the_functions_understand() {
+        let template = template();
+        let parameter = &template["Parameters"]["LogLevel"];
+        let allowed = strings(&parameter["AllowedValues"]);
+        let ours: Vec<String> = crate::telemetry::LogLevel::ALL.iter().map(|l| l.as_str().to_string()).collect();
+        assert_eq!(allowed, ours);
+        let default = parameter["Default"].as_str().unwrap();
+        assert!(default.parse::<crate::telemetry::LogLevel>().is_ok(), "{default}");
+        let globals = variables(&template, &template["Globals"]["Function"]);
+        assert_eq!(globals.get(crate::telemetry::LOG_LEVEL_VAR).map(String::as_str), Some(default));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! a network), and the first bytes must show a type, size and (for images) shape Meta accepts
 //! (limits from shared/reference/instagram-graph-api.md §5).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -44,7 +45,63 @@ const STORY_VIDEO_MAX_BYTES: u64 = 100 * 1024 * 1024;
 const MIN_ASPECT: f64 = 0.8; // 4:5
 const MAX_ASPECT: f64 = 1.91;
 const MAX_REDIRECTS: usize = 3;
-const PROBE_BYTES: u64 = 64 * 1024;
+/// How much of a media file is read, whatever the server sends (it may ignore Range).
+pub const PROBE_BYTES: usize = 64 * 1024;
+
+/// A host's addresses, looked up once per connection (a port so tests can play DNS).
+#[async_trait]
+pub trait Lookup: Send + Sync {
+    async fn lookup(&self, host: &str) -> std::io::Result<Vec<IpAddr>>;
+}
+
+/// The system resolver.
+pub struct SystemLookup;
+
+#[async_trait]
+impl Lookup for SystemLookup {
+    async fn lookup(&self, host: &str) -> std::io::Result<Vec<IpAddr>> {
+        Ok(tokio::net::lookup_host((host, 0)).await?.map(|a| a.ip()).collect())
+    }
+}
+
+/// Why a host was refused: the media check's verdict, carried through reqwest's error.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// reqwest's DNS resolver for media hosts: one lookup, every address vetted, and only then the
+/// addresses handed to the connector, which connects to exactly those. There is no second
+/// lookup for a rebinding DNS server to answer differently (the old check-then-fetch window).
+pub struct GuardedResolver {
+    lookup: Arc<dyn Lookup>,
+    allow_loopback: bool,
+}
+
+impl GuardedResolver {
+    pub fn new(lookup: Arc<dyn Lookup>, allow_loopback: bool) -> Self {
+        GuardedResolver { lookup, allow_loopback }
+    }
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let (lookup, allow_loopback, host) = (self.lookup.clone(), self.allow_loopback, name.as_str().to_string());
+        Box::pin(async move {
+            let addresses = lookup.lookup(&host).await.unwrap_or_default();
+            vet(&host, &addresses, allow_loopback).map_err(Refused)?;
+            // Port 0: reqwest puts the URL's port in.
+            let addrs: reqwest::dns::Addrs = Box::new(addresses.into_iter().map(|ip| SocketAddr::new(ip, 0)));
+            Ok(addrs)
+        })
+    }
+}
 
 /// `MEDIA_CHECK=full`: resolves, fetches the first 64 KiB, and checks what it finds.
 pub struct HttpMediaCheck {
@@ -55,9 +112,16 @@ pub struct HttpMediaCheck {
 
 impl HttpMediaCheck {
     pub fn new(allow_loopback: bool) -> Result<Self, crate::Error> {
+        Self::with_lookup(Arc::new(SystemLookup), allow_loopback)
+    }
+
+    pub fn with_lookup(lookup: Arc<dyn Lookup>, allow_loopback: bool) -> Result<Self, crate::Error> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
-            // Redirects are followed by hand, checking each hop's address.
+            .dns_resolver(Arc::new(GuardedResolver::new(lookup, allow_loopback)))
+            // A proxy would resolve the host itself, out of the resolver's sight.
+            .no_proxy()
+            // Redirects are followed by hand, checking each hop (its host goes through the resolver).
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| crate::Error::Config(format!("cannot build the HTTP client: {e}")))?;
@@ -68,12 +132,18 @@ impl HttpMediaCheck {
         let mut url = reqwest::Url::parse(url).map_err(|e| format!("is not a valid URL ({e})"))?;
         for _ in 0..=MAX_REDIRECTS {
             let host = url.host_str().ok_or("has no host")?.to_string();
-            let port = url.port_or_known_default().unwrap_or(443);
-            check_addresses(&host, port, self.allow_loopback).await?;
-            let response = match self.http.get(url.clone()).header("range", format!("bytes=0-{}", PROBE_BYTES - 1)).send().await {
+            // An address in the URL never reaches the resolver: vet it here.
+            if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+                vet(&host, &[ip], self.allow_loopback)?;
+            }
+            let request = self.http.get(url.clone()).header("range", format!("bytes=0-{}", PROBE_BYTES - 1));
+            let mut response = match request.send().await {
                 Ok(response) => response,
-                // Unreachable from here is not proof Meta cannot fetch it: do not block the post.
                 Err(err) => {
+                    if let Some(refused) = refusal(&err) {
+                        return Err(refused);
+                    }
+                    // Unreachable from here is not proof Meta cannot fetch it: do not block the post.
                     tracing::warn!(%host, error = %err.without_url(), "media could not be checked; continuing");
                     return Ok(MediaFacts::default());
                 }
@@ -99,12 +169,33 @@ impl HttpMediaCheck {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.rsplit('/').next()?.parse().ok())
                 .or_else(|| headers.get("content-length").and_then(|v| v.to_str().ok()?.parse().ok()));
-            let bytes = response.bytes().await.map_err(|_| "could not be read")?;
-            let head = &bytes[..bytes.len().min(PROBE_BYTES as usize)];
-            return Ok(MediaFacts { content_type, size, dimensions: jpeg_dimensions(head) });
+            // The first PROBE_BYTES, then the connection is dropped: a server that ignores Range
+            // (or sends without end) costs no more than that.
+            let mut head = Vec::with_capacity(PROBE_BYTES);
+            while head.len() < PROBE_BYTES {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => head.extend_from_slice(&chunk),
+                    Ok(None) => break,
+                    Err(_) => return Err("could not be read".into()),
+                }
+            }
+            head.truncate(PROBE_BYTES);
+            return Ok(MediaFacts { content_type, size, dimensions: jpeg_dimensions(&head) });
         }
         Err(format!("redirects more than {MAX_REDIRECTS} times"))
     }
+}
+
+/// The resolver's verdict, if that is why the request failed.
+fn refusal(err: &reqwest::Error) -> Option<String> {
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        if let Some(refused) = e.downcast_ref::<Refused>() {
+            return Some(refused.0.clone());
+        }
+        source = e.source();
+    }
+    None
 }
 
 #[async_trait]
@@ -115,53 +206,69 @@ impl MediaCheck for HttpMediaCheck {
     }
 }
 
-/// The host must resolve, and only to public addresses.
-pub async fn check_addresses(host: &str, port: u16, allow_loopback: bool) -> Result<(), String> {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|_| format!("its host {host} does not resolve"))?
-            .map(|a| a.ip())
-            .collect(),
-    };
+/// The host must have resolved, and only to public addresses (loopback too when allowed).
+pub fn vet(host: &str, addresses: &[IpAddr], allow_loopback: bool) -> Result<(), String> {
     if addresses.is_empty() {
         return Err(format!("its host {host} does not resolve"));
     }
-    match addresses.iter().find(|ip| !is_public(ip) && !(allow_loopback && ip.is_loopback())) {
+    match addresses.iter().find(|ip| !(is_public(ip) || (allow_loopback && ip.is_loopback()))) {
         Some(ip) => Err(format!("its host {host} points to a private address ({ip}), which Instagram cannot fetch")),
         None => Ok(()),
     }
 }
 
+/// Ranges that are not the public internet, or that lead back into it from a private place:
+/// this network, private, shared (CGNAT), loopback, link-local (169.254.169.254, the instance
+/// metadata), IETF protocol assignments, documentation, 6to4 relays, benchmarking, multicast and
+/// reserved (240.0.0.0/4, broadcast included).
+const REFUSED_V4: [&str; 15] = [
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+];
+
+/// IPv4-compatible and unspecified/loopback, NAT64 (64:ff9b::/96 reaches any IPv4 address,
+/// private ones included, through the translator; and its local-use /48), discard-only, Teredo,
+/// documentation, 6to4 (2002::/16, an IPv4 address inside), unique local, link-local,
+/// site-local, multicast.
+const REFUSED_V6: [&str; 12] = [
+    "::/96",
+    "64:ff9b::/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001::/32",
+    "2001:db8::/32",
+    "2002::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+    "::1/128",
+];
+
 fn is_public(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT
-                || (a == 198 && (18..20).contains(&b))) // benchmarking
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(&IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80) // link-local
-        }
-    }
+    use std::sync::LazyLock;
+    static REFUSED: LazyLock<Vec<ipnet::IpNet>> = LazyLock::new(|| {
+        REFUSED_V4.iter().chain(REFUSED_V6.iter()).map(|net| net.parse().expect("a CIDR range")).collect()
+    });
+    // An IPv4-mapped address (::ffff:a.b.c.d) is the IPv4 address it carries.
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(*ip, IpAddr::V4),
+        IpAddr::V4(_) => *ip,
+    };
+    !REFUSED.iter().any(|net| net.contains(&ip))
 }
 
 /// Meta's limits for what was found; unknown facts pass (Meta has the last word).
@@ -259,15 +366,171 @@ mod tests {
         assert_eq!(jpeg_dimensions(&[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x00]), None, "bad segment length");
     }
 
-    #[tokio::test]
-    async fn private_loopback_and_link_local_hosts_are_refused() {
-        for host in ["10.0.0.8", "192.168.1.1", "127.0.0.1", "169.254.169.254", "[::1]", "fd00::1", "100.64.0.1", "0.0.0.0"] {
-            let err = check_addresses(host, 443, false).await.unwrap_err();
-            assert!(err.contains("private address"), "{host}: {err}");
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn private_loopback_link_local_translated_and_reserved_addresses_are_refused() {
+        let refused = [
+            "10.0.0.8", "172.16.5.4", "192.168.1.1", "127.0.0.1", "127.8.9.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+            "192.0.0.170", "198.18.0.1", "224.0.0.1", "240.0.0.1", "250.1.2.3", "255.255.255.255", "::1", "::", "fd00::1",
+            "fe80::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::127.0.0.1", "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::1", "2002:7f00:1::1", "2002:5db8:d70e::1", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:db8::1",
+        ];
+        for address in refused {
+            let err = vet("media.example", &[ip(address)], false).unwrap_err();
+            assert!(err.contains("private address"), "{address}: {err}");
         }
-        assert!(check_addresses("93.184.215.14", 443, false).await.is_ok());
-        assert!(check_addresses("127.0.0.1", 443, true).await.is_ok(), "tests may serve from loopback");
-        assert!(check_addresses("no-such-host.invalid", 443, false).await.unwrap_err().contains("does not resolve"));
+        for public in ["93.184.215.14", "8.8.8.8", "2606:2800:220:1:248:1893:25c8:1946", "::ffff:93.184.215.14"] {
+            assert!(vet("media.example", &[ip(public)], false).is_ok(), "{public}");
+        }
+        // One bad address among good ones is enough to refuse the host.
+        assert!(vet("media.example", &[ip("93.184.215.14"), ip("10.0.0.1")], false).is_err());
+        assert!(vet("media.example", &[], false).unwrap_err().contains("does not resolve"));
+        // Tests serve media from loopback; that is all the exception lets through.
+        assert!(vet("localhost", &[ip("127.0.0.1"), ip("::1")], true).is_ok());
+        assert!(vet("media.example", &[ip("10.0.0.1")], true).is_err());
+        assert!(vet("media.example", &[ip("64:ff9b::7f00:1")], true).is_err());
+    }
+
+    /// A DNS server under test: answers from a script, one entry per lookup, and counts them.
+    struct ScriptedLookup {
+        answers: Vec<Vec<IpAddr>>,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    impl ScriptedLookup {
+        fn new(answers: &[&[&str]]) -> Arc<Self> {
+            let answers = answers.iter().map(|a| a.iter().map(|s| ip(s)).collect()).collect();
+            Arc::new(ScriptedLookup { answers, calls: Default::default() })
+        }
+        fn calls(&self) -> usize {
+            self.calls.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    #[async_trait]
+    impl Lookup for ScriptedLookup {
+        async fn lookup(&self, _host: &str) -> std::io::Result<Vec<IpAddr>> {
+            let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(self.answers[n.min(self.answers.len() - 1)].clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_resolver_refuses_a_name_with_a_forbidden_address_in_one_lookup() {
+        use reqwest::dns::Resolve;
+        let lookup = ScriptedLookup::new(&[&["93.184.215.14", "169.254.169.254"]]);
+        let resolver = GuardedResolver::new(lookup.clone(), false);
+        let err = resolver.resolve("media.example".parse().unwrap()).await.err().expect("refused");
+        assert!(err.to_string().contains("private address (169.254.169.254)"), "{err}");
+        assert_eq!(lookup.calls(), 1);
+        let lookup = ScriptedLookup::new(&[&["93.184.215.14"]]);
+        let addrs: Vec<SocketAddr> = GuardedResolver::new(lookup.clone(), false)
+            .resolve("media.example".parse().unwrap())
+            .await
+            .expect("a public address passes")
+            .collect();
+        assert_eq!(addrs, vec![SocketAddr::new(ip("93.184.215.14"), 0)]);
+    }
+
+    /// A media server on loopback that counts the requests it got and the body bytes it sent.
+    async fn media_server() -> (String, Arc<std::sync::atomic::AtomicUsize>, Arc<std::sync::atomic::AtomicU64>) {
+        use axum::routing::get;
+        use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+        let requests = Arc::new(AtomicUsize::new(0));
+        let sent = Arc::new(AtomicU64::new(0));
+        let counter = requests.clone();
+        let endless_sent = sent.clone();
+        let app = axum::Router::new()
+            .route("/tall.jpg", get(|| async { ([("content-type", "image/jpeg"), ("content-range", "bytes 0-29/200000")], jpeg(1000, 2000)) }))
+            .route("/ok.jpg", get(|| async { ([("content-type", "image/jpeg")], jpeg(1080, 1080)) }))
+            .route("/gone.jpg", get(|| async { (axum::http::StatusCode::NOT_FOUND, "") }))
+            .route("/hop", get(|| async { (axum::http::StatusCode::FOUND, [("location", "/ok.jpg")]) }))
+            .route("/inside", get(|| async { (axum::http::StatusCode::FOUND, [("location", "http://10.0.0.1/x.jpg")]) }))
+            .route("/nat64", get(|| async { (axum::http::StatusCode::FOUND, [("location", "http://[64:ff9b::a9fe:a9fe]/x.jpg")]) }))
+            // Ignores Range and never ends: a tall JPEG header, then zeros for ever.
+            .route(
+                "/endless.jpg",
+                get(move || {
+                    let sent = endless_sent.clone();
+                    async move {
+                        let head = futures::stream::once(async { Ok::<_, std::io::Error>(bytes_of(jpeg(1000, 2000))) });
+                        let zeros = futures::stream::repeat_with(move || {
+                            sent.fetch_add(16 * 1024, Ordering::SeqCst);
+                            Ok(bytes_of(vec![0u8; 16 * 1024]))
+                        });
+                        ([("content-type", "image/jpeg")], axum::body::Body::from_stream(futures::StreamExt::chain(head, zeros)))
+                    }
+                }),
+            )
+            .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                next.run(req)
+            }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (format!("{port}"), requests, sent)
+    }
+
+    fn bytes_of(v: Vec<u8>) -> axum::body::Bytes {
+        axum::body::Bytes::from(v)
+    }
+
+    #[tokio::test]
+    async fn the_first_bytes_are_fetched_and_judged() {
+        let (port, _, _) = media_server().await;
+        let base = format!("http://127.0.0.1:{port}");
+        let check = HttpMediaCheck::new(true).unwrap();
+        let image = |path: &str| MediaItem::new(format!("{base}{path}"), MediaKind::Image);
+        assert!(check.check(&image("/ok.jpg"), Placement::Feed, false).await.is_ok());
+        assert!(check.check(&image("/hop"), Placement::Feed, false).await.is_ok(), "a redirect is followed");
+        assert!(check.check(&image("/tall.jpg"), Placement::Feed, false).await.unwrap_err().contains("1000×2000"));
+        assert!(check.check(&image("/gone.jpg"), Placement::Feed, false).await.unwrap_err().contains("HTTP 404"));
+        for hop in ["/inside", "/nat64"] {
+            let inside = check.check(&image(hop), Placement::Feed, false).await.unwrap_err();
+            assert!(inside.contains("private address"), "{hop}: {inside}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_that_ignores_range_and_never_ends_costs_only_the_first_bytes() {
+        let (port, _, sent) = media_server().await;
+        let check = HttpMediaCheck::new(true).unwrap();
+        let endless = MediaItem::new(format!("http://127.0.0.1:{port}/endless.jpg"), MediaKind::Image);
+        let started = std::time::Instant::now();
+        // Judged from the prefix (the header's 1000×2000), long before the client's 5 s timeout.
+        let err = check.check(&endless, Placement::Feed, false).await.unwrap_err();
+        assert!(err.contains("1000×2000"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let sent = sent.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(sent < 32 * 1024 * 1024, "the server got to send {sent} bytes");
+    }
+
+    #[tokio::test]
+    async fn the_connection_goes_to_the_address_that_was_checked_after_one_lookup() {
+        let (port, requests, _) = media_server().await;
+        // A rebinding DNS server: loopback (allowed in this test) first, the metadata address after.
+        let lookup = ScriptedLookup::new(&[&["127.0.0.1"], &["169.254.169.254"]]);
+        let check = HttpMediaCheck::with_lookup(lookup.clone(), true).unwrap();
+        let image = MediaItem::new(format!("http://media.example:{port}/ok.jpg"), MediaKind::Image);
+        assert!(check.check(&image, Placement::Feed, false).await.is_ok());
+        assert_eq!(lookup.calls(), 1, "one lookup: the one that was checked");
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // Without the loopback exception the same answer is refused, and nothing is requested.
+        let lookup = ScriptedLookup::new(&[&["127.0.0.1"]]);
+        let check = HttpMediaCheck::with_lookup(lookup.clone(), false).unwrap();
+        let err = check.check(&image, Placement::Feed, false).await.unwrap_err();
+        assert!(err.contains("its host media.example points to a private address (127.0.0.1)"), "{err}");
+        assert_eq!(lookup.calls(), 1);
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1, "no request reached the server");
+        let unresolvable = ScriptedLookup::new(&[&[]]);
+        let err = HttpMediaCheck::with_lookup(unresolvable, false).unwrap().check(&image, Placement::Feed, false).await.unwrap_err();
+        assert!(err.contains("does not resolve"), "{err}");
     }
 
     #[test]
@@ -285,27 +548,5 @@ mod tests {
         assert!(judge(&facts("video/mp4", 200 << 20, None), MediaKind::Video, Placement::Story, false).unwrap_err().contains("100 MiB"));
         assert!(judge(&facts("video/mp4", 200 << 20, None), MediaKind::Video, feed, false).is_ok());
         assert!(judge(&MediaFacts::default(), MediaKind::Image, feed, false).is_ok(), "unknown facts pass");
-    }
-
-    #[tokio::test]
-    async fn the_first_bytes_are_fetched_and_judged() {
-        use axum::routing::get;
-        let app = axum::Router::new()
-            .route("/tall.jpg", get(|| async { ([("content-type", "image/jpeg"), ("content-range", "bytes 0-29/200000")], jpeg(1000, 2000)) }))
-            .route("/ok.jpg", get(|| async { ([("content-type", "image/jpeg")], jpeg(1080, 1080)) }))
-            .route("/gone.jpg", get(|| async { (axum::http::StatusCode::NOT_FOUND, "") }))
-            .route("/hop", get(|| async { (axum::http::StatusCode::FOUND, [("location", "/ok.jpg")]) }))
-            .route("/inside", get(|| async { (axum::http::StatusCode::FOUND, [("location", "http://10.0.0.1/x.jpg")]) }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let check = HttpMediaCheck::new(true).unwrap();
-        let image = |path: &str| MediaItem::new(format!("{base}{path}"), MediaKind::Image);
-        assert!(check.check(&image("/ok.jpg"), Placement::Feed, false).await.is_ok());
-        assert!(check.check(&image("/hop"), Placement::Feed, false).await.is_ok(), "a redirect is followed");
-        assert!(check.check(&image("/tall.jpg"), Placement::Feed, false).await.unwrap_err().contains("1000×2000"));
-        assert!(check.check(&image("/gone.jpg"), Placement::Feed, false).await.unwrap_err().contains("HTTP 404"));
-        let inside = check.check(&image("/inside"), Placement::Feed, false).await.unwrap_err();
-        assert!(inside.contains("private address"), "{inside}");
     }
 }

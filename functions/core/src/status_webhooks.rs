@@ -112,6 +112,26 @@ impl StatusWebhookSigner {
     }
 }
 
+/// The variable that lets a status webhook go over plain http to a loopback host (the local stack
+/// sets it; a deployment never does).
+pub const ALLOW_HTTP_LOOPBACK_VAR: &str = "STATUS_WEBHOOK_ALLOW_HTTP_LOOPBACK";
+
+/// Why `url` cannot be a status-webhook URL, if it cannot: it must be https (the events are
+/// signed, not secret, but the receiver's path may hold a token of its own), or http to a loopback
+/// host when `allow_http_loopback`.
+pub fn check_url(url: &str, allow_http_loopback: bool) -> std::result::Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| "must be an absolute https URL".to_string())?;
+    let host = parsed.host_str().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" if !host.is_empty() => Ok(()),
+        "http" if allow_http_loopback && loopback => Ok(()),
+        "http" if loopback => Err(format!("must be https (http to a loopback host needs {ALLOW_HTTP_LOOPBACK_VAR}=true)")),
+        _ => Err("must be an https URL".into()),
+    }
+}
+
 /// The receiver's answer, or why there was none.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Delivery {
@@ -134,6 +154,9 @@ impl HttpTransport {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .user_agent(concat!("instapipe/", env!("CARGO_PKG_VERSION")))
+            // A redirect is the receiver's answer (not delivered), never a second destination: the
+            // signed event goes to the configured URL or nowhere.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok(HttpTransport { http })
@@ -175,6 +198,44 @@ mod tests {
     fn a_malformed_secret_is_refused_without_echoing_it() {
         let err = StatusWebhookSigner::new("whsec_%%%not-base64").unwrap_err();
         assert!(!err.to_string().contains("not-base64"), "{err}");
+    }
+
+    #[test]
+    fn status_webhook_urls_are_https_or_loopback_http_when_allowed() {
+        assert_eq!(check_url("https://blog.example.com/wp-json/instapipe/v1/status", false), Ok(()));
+        for refused in ["http://blog.example.com/hook", "ftp://blog.example.com/hook", "blog.example.com/hook", "https://", ""] {
+            assert!(check_url(refused, false).is_err(), "{refused}");
+            assert!(check_url(refused, true).is_err(), "{refused} (with loopback http allowed)");
+        }
+        for loopback in ["http://127.0.0.1:8080/?rest_route=/instapipe/v1/status", "http://localhost:9/hook", "http://[::1]:9/hook"] {
+            let err = check_url(loopback, false).unwrap_err();
+            assert!(err.contains(ALLOW_HTTP_LOOPBACK_VAR), "{loopback}: {err}");
+            assert_eq!(check_url(loopback, true), Ok(()), "{loopback}");
+        }
+        assert!(check_url("http://10.0.0.1/hook", true).is_err(), "private is not loopback");
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_an_answer_not_followed() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let elsewhere = Arc::new(AtomicUsize::new(0));
+        let hits = elsewhere.clone();
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(|| async { (axum::http::StatusCode::TEMPORARY_REDIRECT, [("location", "/elsewhere")]) }))
+            .route(
+                "/elsewhere",
+                axum::routing::post(move || {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    async { "ok" }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let transport = HttpTransport::new(std::time::Duration::from_secs(5)).unwrap();
+        assert_eq!(transport.post(&url, &[], "{}").await, Delivery::Answered(307));
+        assert_eq!(elsewhere.load(Ordering::SeqCst), 0, "the redirect's target got nothing");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 /// Directories that are not the repository's own files.
-const SKIPPED: &[&str] = &[".git", "target", "node_modules", ".venv", ".local", ".aws-sam"];
+const SKIPPED: &[&str] = &[".git", "target", "node_modules", ".venv", ".venv-checkov", ".local", ".aws-sam"];
 
 fn repository_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()

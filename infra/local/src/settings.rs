@@ -28,6 +28,8 @@ const HANDLER_DEFAULTS: &[(&str, &str)] = &[
     ("POLL_VIDEO_DEADLINE_SECS", "180"),
     ("POLL_QUOTA_RECHECK_SECS", "5"),
     ("MEDIA_CHECK", "off"),
+    // Status webhooks to a CMS on this machine (WordPress on 127.0.0.1) go over plain http.
+    ("STATUS_WEBHOOK_ALLOW_HTTP_LOOPBACK", "true"),
     // The watchdog restarts what nothing moved 30 s after it was due (the local waits are seconds).
     ("WATCHDOG_GRACE_SECS", "30"),
 ];

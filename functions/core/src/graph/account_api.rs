@@ -121,6 +121,10 @@ fn http_client(config: &GraphConfig) -> Result<reqwest::Client> {
         .timeout(config.timeout)
         .connect_timeout(config.timeout.min(std::time::Duration::from_secs(3)))
         .user_agent(concat!("instapipe/", env!("CARGO_PKG_VERSION")))
+        // The URL holds the token: a redirect would carry it (in the query, and in the Referer)
+        // to wherever it points. Meta's token endpoints answer, they do not redirect.
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
         .build()
         .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))
 }
@@ -244,6 +248,70 @@ mod tests {
         let err = api.refresh_token(LoginFlavour::Instagram, &SecretString::from("IGAA-in-the-query")).await.unwrap_err();
         assert!(!err.to_string().contains("IGAA-in-the-query"), "{err}");
         assert!(!format!("{err:?}").contains("IGAA-in-the-query"), "{err:?}");
+    }
+
+    /// Every way a refresh can fail after the URL (token in its query) was built: a redirect, an
+    /// error answer, a connection cut mid-body, no answer in time, no listener. The token is in no
+    /// error and in no log line, even at the most verbose level.
+    #[tokio::test]
+    async fn the_refresh_url_is_in_no_error_and_no_log() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        const TOKEN: &str = "IGAA-refresh-me-SECRET";
+        let (_guard, logs) = crate::telemetry::capture(crate::telemetry::LogLevel::Trace);
+        let redirected = Arc::new(AtomicUsize::new(0));
+        let hits = redirected.clone();
+        let app = axum::Router::new()
+            .route("/redirect/refresh_access_token", axum::routing::get(|| async { (axum::http::StatusCode::FOUND, [("location", "/elsewhere")]) }))
+            .route(
+                "/elsewhere",
+                axum::routing::get(move || {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    async { "{}" }
+                }),
+            )
+            .route(
+                "/refused/refresh_access_token",
+                axum::routing::get(|| async {
+                    (axum::http::StatusCode::BAD_REQUEST, r#"{"error":{"message":"Invalid OAuth access token","code":190}}"#)
+                }),
+            )
+            // Starts a body, then fails it: the answer cannot be read.
+            .route(
+                "/cut/refresh_access_token",
+                axum::routing::get(|| async {
+                    let body = futures::stream::iter([Ok(axum::body::Bytes::from_static(b"{\"access")), Err(std::io::Error::other("cut"))]);
+                    ([("content-type", "application/json")], axum::body::Body::from_stream(body))
+                }),
+            )
+            .route(
+                "/slow/refresh_access_token",
+                axum::routing::get(|| async {
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    "{}"
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let mut errors = Vec::new();
+        for host in [format!("{base}/redirect"), format!("{base}/refused"), format!("{base}/cut"), format!("{base}/slow"), "http://127.0.0.1:9".into()] {
+            let config = GraphConfig { base_url_override: Some(host), timeout: std::time::Duration::from_millis(500), ..GraphConfig::default() };
+            let api = AccountApiClient::with_credentials(config, AppCredentials::default()).unwrap();
+            let err = api.refresh_token(LoginFlavour::Instagram, &SecretString::from(TOKEN)).await.unwrap_err();
+            tracing::warn!(error = %err, debug = ?err, "refresh failed"); // as refresh-tokens reports it
+            errors.push(format!("{err} / {err:?}"));
+        }
+        assert_eq!(redirected.load(Ordering::SeqCst), 0, "the redirect was not followed");
+        assert!(errors[0].contains("HTTP 302"), "{}", errors[0]);
+        assert!(errors[1].contains("190"), "{}", errors[1]);
+        assert!(errors[3].contains("in time"), "{}", errors[3]);
+        for error in &errors {
+            assert!(!error.contains("SECRET") && !error.contains("refresh_access_token"), "{error}");
+        }
+        let logs = logs.text();
+        assert!(logs.contains("refresh failed"), "{logs}");
+        assert!(!logs.contains("SECRET") && !logs.contains("refresh_access_token"), "{logs}");
     }
 
     #[tokio::test]
