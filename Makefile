@@ -70,7 +70,7 @@ test-wordpress: deps
 	$(VENV)/bin/python integrations/wordpress/tests/e2e.py
 
 ## lint-template: sam validate --lint and cfn-lint on template.yaml
-lint-template: deps
+lint-template: $(STAMP_PY)
 	sam validate --lint --template template.yaml
 	cfn-lint template.yaml
 
