@@ -35,6 +35,8 @@ pub struct IngestSettings {
     /// `ROUTE_SECRET_PREFIX`: each route's signing secrets are the secret
     /// `<prefix><source>/<tenant>` (see `route_secrets`).
     pub route_secret_prefix: String,
+    /// `ROUTE_SECRET_CACHE_SECS` (300): how long an instance keeps the route secrets it read.
+    pub route_secret_cache: Duration,
     /// `ROUTING_CONFIG`: which accounts receive the routed sources' posts (see `routing`).
     pub routing: Routing,
     /// `CONTENTFUL_DELIVERY_BASE_URL`: where Contentful asset links are resolved.
@@ -140,6 +142,7 @@ impl Settings for IngestSettings {
             route_secret_prefix: vars
                 .optional("ROUTE_SECRET_PREFIX")
                 .unwrap_or_else(|| crate::route_secrets::DEFAULT_ROUTE_SECRET_PREFIX.into()),
+            route_secret_cache: Duration::from_secs(vars.number("ROUTE_SECRET_CACHE_SECS", crate::route_secrets::CACHE_FOR.as_secs())?),
             routing: Routing::from_json(vars.optional(ROUTING_VAR).as_deref())?,
             contentful_delivery_base_url: vars
                 .optional("CONTENTFUL_DELIVERY_BASE_URL")

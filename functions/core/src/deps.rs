@@ -78,7 +78,11 @@ impl Ingest {
             sources: SourceDeps::load(
                 &secrets,
                 settings,
-                Arc::new(SecretsManagerRouteSecrets::new(clients.secrets.clone(), &settings.route_secret_prefix)),
+                Arc::new(SecretsManagerRouteSecrets::new(
+                    clients.secrets.clone(),
+                    &settings.route_secret_prefix,
+                    settings.route_secret_cache,
+                )),
             )
             .await?,
         })

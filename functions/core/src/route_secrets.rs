@@ -22,7 +22,8 @@ use crate::error::{Error, Result};
 use crate::routing::RouteSource;
 
 pub const DEFAULT_ROUTE_SECRET_PREFIX: &str = "instapipe/routes/";
-/// How long an instance trusts the secrets it read.
+/// How long an instance trusts the secrets it read, unless `ROUTE_SECRET_CACHE_SECS` says
+/// otherwise: a route given its own secrets stops taking the shared one within this time.
 pub const CACHE_FOR: Duration = Duration::from_secs(300);
 /// A failed verification re-reads a route's secrets only when they are at least this old.
 pub const REREAD_AFTER: Duration = Duration::from_secs(2);
@@ -114,12 +115,13 @@ struct Cached {
 pub struct SecretsManagerRouteSecrets {
     client: Client,
     prefix: String,
+    cache_for: Duration,
     cache: Mutex<HashMap<RouteSecretId, Cached>>,
 }
 
 impl SecretsManagerRouteSecrets {
-    pub fn new(client: Client, prefix: impl Into<String>) -> Self {
-        SecretsManagerRouteSecrets { client, prefix: prefix.into(), cache: Mutex::new(HashMap::new()) }
+    pub fn new(client: Client, prefix: impl Into<String>, cache_for: Duration) -> Self {
+        SecretsManagerRouteSecrets { client, prefix: prefix.into(), cache_for, cache: Mutex::new(HashMap::new()) }
     }
 
     async fn read(&self, id: &RouteSecretId) -> Result<Option<RouteSecretDocument>> {
@@ -133,7 +135,7 @@ impl SecretsManagerRouteSecrets {
 impl RouteSecretStore for SecretsManagerRouteSecrets {
     async fn secrets(&self, id: &RouteSecretId) -> Result<Option<RouteSecretDocument>> {
         if let Some(cached) = self.cache.lock().unwrap().get(id)
-            && cached.read_at.elapsed() < CACHE_FOR
+            && cached.read_at.elapsed() < self.cache_for
         {
             return Ok(cached.document.clone());
         }
