@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use graph_sim::SimConfig;
 use instapipe_cli::{Cli, Ctx};
-use instapipe_core::store::PostStore;
 use instapipe_local::LocalStack;
 use instapipe_local::settings::Settings;
 use instapipe_local::sources::DEMO_WORDPRESS_SECRET;
@@ -29,8 +28,8 @@ const BUS_B: &str = "com.brand-b.events";
 
 const SHOPIFY_A: &str = "shpss_e2e_brand_a";
 const SHOPIFY_B: &str = "shpss_e2e_brand_b";
-const CONTENTFUL_A: &str = "e2e-brand-a-contentful-signing-secret-0000000000000000000000000aa";
-const CONTENTFUL_B: &str = "e2e-brand-b-contentful-signing-secret-0000000000000000000000000bb";
+const CONTENTFUL_A: &str = "e2e-brand-a-contentful-signing-secret-000000000000000000000000aa";
+const CONTENTFUL_B: &str = "e2e-brand-b-contentful-signing-secret-000000000000000000000000bb";
 const WHSEC_A: &str = "whsec_ZTJlLWJyYW5kLWEtc3RhbmRhcmQtd2ViaG9va3M=";
 const WHSEC_B: &str = "whsec_ZTJlLWJyYW5kLWItc3RhbmRhcmQtd2ViaG9va3M=";
 
