@@ -89,10 +89,8 @@ pub async fn run(ctx: &Ctx, command: RoutesCommand, stdin: &mut dyn BufRead, tex
 pub async fn list(ctx: &Ctx, out: &mut dyn Write) -> Result<Vec<RouteRow>> {
     let settings = &ctx.config.ingest;
     let prefix = &settings.route_secret_prefix;
-    let shared = match WebhookSecrets::read(&ctx.clients.secrets, &settings.webhook_secrets_name).await {
-        Ok(secrets) => secrets,
-        Err(_) => WebhookSecrets::default(),
-    };
+    // Unreadable or absent: no shared secret to report.
+    let shared = WebhookSecrets::read(&ctx.clients.secrets, &settings.webhook_secrets_name).await.unwrap_or_default();
     let shared_key = |source: RouteSource| match source {
         RouteSource::Shopify => Some(webhook_keys::SHOPIFY),
         RouteSource::Contentful => Some(webhook_keys::CONTENTFUL),
