@@ -16,11 +16,15 @@
  * What is sent, once per post (the first time it becomes published, scheduled posts included):
  * {"type": "post.published", "timestamp": …, "data": {"site", "id", "post_type", "title",
  *  "excerpt", "permalink", "featured_image", "categories", "tags", "published_gmt",
- *  "modified_gmt"[, "caption_template"]}} with the headers webhook-id (the same for every retry
+ *  "modified_gmt", "password_protected"[, "caption_template"]}} with the headers webhook-id (the same for every retry
  * of this publish), webhook-timestamp and webhook-signature. It is sent right after the publish
  * request has finished (a non-blocking loopback request, so the editor never waits and the
  * terms and featured image the editor saves after publishing are in it); WP-Cron is only the
  * retry path (2, 4, 8, 16, 32 minutes) and a safety net should the loopback be lost.
+ *
+ * A password-protected post is never sent: it is marked "Not posted" with the reason, checked
+ * again right before sending (a password set after publishing), and "Send again" refuses it
+ * until its password is removed. instapipe refuses one too (422 protected_post).
  */
 
 if ( ! defined( 'ABSPATH' ) ) {
@@ -213,6 +217,13 @@ add_action(
 			return;
 		}
 		list( $state ) = instapipe_state( $post->ID );
+		if ( instapipe_is_protected( $post ) ) {
+			if ( ! in_array( $state, array( 'sent', 'published' ), true ) ) {
+				wp_clear_scheduled_hook( INSTAPIPE_SEND_HOOK, array( $post->ID ) );
+				instapipe_set_state( $post->ID, 'skipped', instapipe_protected_reason() );
+			}
+			return;
+		}
 		if ( '' === $state && '' === get_post_meta( $post->ID, INSTAPIPE_META_ID, true ) ) {
 			// The first publish: one id for it, kept for every retry, so instapipe de-duplicates them.
 			instapipe_new_webhook_id( $post );
@@ -227,6 +238,15 @@ add_action(
 	10,
 	3
 );
+
+/** Whether the post is password-protected: such a post is never sent to Instagram. */
+function instapipe_is_protected( $post ) {
+	return '' !== (string) $post->post_password;
+}
+
+function instapipe_protected_reason() {
+	return __( 'Not sent: the post is password-protected, and protected posts are never sent to Instagram. Remove the password, then use "Send again".', 'instapipe' );
+}
 
 /** A new webhook-id for this post ("." is not allowed in it), remembered for the status webhooks. */
 function instapipe_new_webhook_id( $post ) {
@@ -301,6 +321,8 @@ function instapipe_payload( $post ) {
 		'tags'           => $terms( 'post_tag' ),
 		'published_gmt'  => get_post_time( 'Y-m-d\TH:i:s\Z', true, $post ),
 		'modified_gmt'   => get_post_modified_time( 'Y-m-d\TH:i:s\Z', true, $post ),
+		// Never true from here (such posts are not sent); instapipe refuses one that says so.
+		'password_protected' => instapipe_is_protected( $post ),
 	);
 	$template = trim( (string) get_option( INSTAPIPE_OPTION_TEMPLATE, '' ) );
 	if ( '' !== $template ) {
@@ -383,6 +405,12 @@ function instapipe_send_locked( $post_id, $via ) {
 		// Unpublished before it was sent: it stays queued and goes when published again.
 		wp_clear_scheduled_hook( INSTAPIPE_SEND_HOOK, array( $post_id ) );
 		instapipe_set_state( $post_id, $state, __( 'Waiting: the post is not published any more; it is sent when it is published again.', 'instapipe' ) );
+		return;
+	}
+	if ( instapipe_is_protected( $post ) ) {
+		// A password set after publishing, before the send.
+		wp_clear_scheduled_hook( INSTAPIPE_SEND_HOOK, array( $post_id ) );
+		instapipe_set_state( $post_id, 'skipped', instapipe_protected_reason() );
 		return;
 	}
 	list( $endpoint, $secret ) = instapipe_config();
@@ -706,7 +734,7 @@ function instapipe_can_resend( $post_id ) {
 	// A post instapipe accepted and Instagram refused is instapipe's to retry: sent again, it
 	// would only be answered as a duplicate of that post.
 	$instagram_failed = ! empty( instapipe_accounts( $post_id ) );
-	return $post && 'publish' === $post->post_status && in_array( $state, array( 'failed', 'skipped' ), true ) && ! $instagram_failed
+	return $post && 'publish' === $post->post_status && ! instapipe_is_protected( $post ) && in_array( $state, array( 'failed', 'skipped' ), true ) && ! $instagram_failed
 		&& current_user_can( 'edit_post', $post_id ) && current_user_can( 'publish_posts' );
 }
 

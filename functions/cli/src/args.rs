@@ -40,6 +40,9 @@ pub enum Command {
     /// Posts: list, show, cancel, retry
     #[command(subcommand)]
     Posts(PostsCommand),
+    /// Routes of ROUTING_CONFIG and their signing secrets (set, rotate, list; never printed)
+    #[command(subcommand)]
+    Routes(RoutesCommand),
     /// Schedule posts from a CSV file (columns: caption,media,accounts,publish_at,options)
     Import(ImportArgs),
     /// An MCP server over stdio for AI assistants: post through the posts API
@@ -99,6 +102,57 @@ impl From<Login> for LoginFlavour {
             Login::Instagram => LoginFlavour::Instagram,
             Login::Facebook => LoginFlavour::Facebook,
         }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoutesCommand {
+    /// Every route: its tenant, accounts, and what verifies it (own secrets by fingerprint, the
+    /// shared secret, nothing)
+    List,
+    /// A route's signing secrets (Secrets Manager `<ROUTE_SECRET_PREFIX><source>/<tenant>`)
+    #[command(subcommand)]
+    Secret(RouteSecretCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RouteSecretCommand {
+    /// Replace the route's secrets with one (from --secret -, or generated and shown once)
+    Set(RouteSecretArgs),
+    /// Add a secret, keeping the others (a rotation: both verify until the old is removed)
+    Add(RouteSecretArgs),
+    /// Remove the secret with this fingerprint (the end of a rotation; never the last one)
+    Remove {
+        #[command(flatten)]
+        route: RouteArgs,
+        /// As `routes list` shows it (8 hex digits)
+        #[arg(long)]
+        fingerprint: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RouteArgs {
+    /// shopify, contentful, wordpress or eventbridge
+    pub source: String,
+    /// The shop domain, the site URL, the Contentful space id or the EventBridge event source
+    pub tenant: String,
+}
+
+#[derive(Args)]
+pub struct RouteSecretArgs {
+    #[command(flatten)]
+    pub route: RouteArgs,
+    /// The secret, `-` to read it from stdin (keeps it out of the shell history); without it a
+    /// new secret is generated and shown once (not for Shopify, which makes its own)
+    #[arg(long)]
+    pub secret: Option<String>,
+}
+
+/// Never shows the secret.
+impl std::fmt::Debug for RouteSecretArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteSecretArgs").field("route", &self.route).field("secret_given", &self.secret.is_some()).finish()
     }
 }
 

@@ -83,6 +83,7 @@ pub async fn run(cli: Cli, ctx: &Ctx, out: &mut dyn Write) -> Result<u8, CliErro
             }
             Ok(0)
         }
+        Command::Routes(routes) => commands::routes::run(ctx, routes, &mut std::io::stdin().lock(), text, json).await,
         Command::Mcp => commands::mcp::serve_from_env().await.map(|_| 0),
         Command::Import(import) => {
             let file = std::fs::File::open(&import.file)

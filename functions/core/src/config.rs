@@ -32,6 +32,11 @@ pub struct IngestSettings {
     pub schedules: ScheduleSettings,
     /// Secrets Manager secret with the webhook signing secrets (see [`secrets::WebhookSecrets`]).
     pub webhook_secrets_name: String,
+    /// `ROUTE_SECRET_PREFIX`: each route's signing secrets are the secret
+    /// `<prefix><source>/<tenant>` (see `route_secrets`).
+    pub route_secret_prefix: String,
+    /// `ROUTE_SECRET_CACHE_SECS` (300): how long an instance keeps the route secrets it read.
+    pub route_secret_cache: Duration,
     /// `ROUTING_CONFIG`: which accounts receive the routed sources' posts (see `routing`).
     pub routing: Routing,
     /// `CONTENTFUL_DELIVERY_BASE_URL`: where Contentful asset links are resolved.
@@ -134,6 +139,10 @@ impl Settings for IngestSettings {
             table_name: vars.table_name()?,
             schedules: ScheduleSettings::read(vars)?,
             webhook_secrets_name: vars.optional("WEBHOOK_SECRETS_NAME").unwrap_or_else(|| secrets::DEFAULT_WEBHOOK_SECRETS_NAME.into()),
+            route_secret_prefix: vars
+                .optional("ROUTE_SECRET_PREFIX")
+                .unwrap_or_else(|| crate::route_secrets::DEFAULT_ROUTE_SECRET_PREFIX.into()),
+            route_secret_cache: Duration::from_secs(vars.number("ROUTE_SECRET_CACHE_SECS", crate::route_secrets::CACHE_FOR.as_secs())?),
             routing: Routing::from_json(vars.optional(ROUTING_VAR).as_deref())?,
             contentful_delivery_base_url: vars
                 .optional("CONTENTFUL_DELIVERY_BASE_URL")

@@ -11,6 +11,7 @@ use crate::graph::account_api::{AccountApi, AccountApiClient};
 use crate::graph::{GraphApi, GraphClient, MeteredGraph};
 use crate::media_check::{HttpMediaCheck, MediaCheck, NoMediaCheck};
 use crate::polling::PollPolicy;
+use crate::route_secrets::SecretsManagerRouteSecrets;
 use crate::scheduler::{EventBridgeScheduler, Scheduler};
 use crate::secrets::{self, WebhookSecrets, webhook_keys};
 use crate::sources::routed::SourceDeps;
@@ -74,7 +75,16 @@ impl Ingest {
             generic: StandardWebhookVerifier::new(generic)?,
             api_keys: Arc::new(DynamoApiKeys::new(clients.dynamodb.clone(), &settings.table_name)),
             scheduler: Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), &settings.schedules)),
-            sources: SourceDeps::load(&secrets, settings)?,
+            sources: SourceDeps::load(
+                &secrets,
+                settings,
+                Arc::new(SecretsManagerRouteSecrets::new(
+                    clients.secrets.clone(),
+                    &settings.route_secret_prefix,
+                    settings.route_secret_cache,
+                )),
+            )
+            .await?,
         })
     }
 }

@@ -14,6 +14,7 @@ pub mod media_check;
 pub mod metrics;
 pub mod polling;
 pub mod post;
+pub mod route_secrets;
 pub mod routing;
 pub mod scheduler;
 pub mod secrets;

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 
 pub const ROUTING_VAR: &str = "ROUTING_CONFIG";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RouteSource {
     Shopify,
@@ -44,6 +44,12 @@ impl RouteSource {
             RouteSource::Wordpress => "wordpress",
             RouteSource::Eventbridge => "eventbridge",
         }
+    }
+
+    pub fn parse(name: &str) -> Option<RouteSource> {
+        [RouteSource::Shopify, RouteSource::Contentful, RouteSource::Wordpress, RouteSource::Eventbridge]
+            .into_iter()
+            .find(|s| s.as_str() == name)
     }
 
     /// The placeholders a caption template of this source may use.
@@ -153,6 +159,9 @@ pub struct Route {
     /// What it matches, normalised (Shopify shop, WordPress site, EventBridge source, or
     /// Contentful `space/content type`).
     key: String,
+    /// Whose route it is, and so whose signing secrets verify it: the shop, the site without
+    /// its scheme, the Contentful space, the event source (see `route_secrets`).
+    pub tenant: String,
     /// Contentful only; `None` matches every environment.
     environment: Option<String>,
     pub accounts: Vec<String>,
@@ -213,6 +222,11 @@ impl Routing {
 
     pub fn eventbridge(&self, event_source: &str) -> Option<&Route> {
         self.find(RouteSource::Eventbridge, event_source, None)
+    }
+
+    /// The first route of this tenant (a Contentful space has one route per content type).
+    pub fn tenant(&self, source: RouteSource, tenant: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.source == source && r.tenant == tenant)
     }
 
     fn find(&self, source: RouteSource, key: &str, environment: Option<&str>) -> Option<&Route> {
@@ -298,12 +312,18 @@ impl Route {
                 return Err(fail(format!("accounts[{j}] \"{account}\" is listed twice")));
             }
         }
+        let tenant = match source {
+            Shopify | Eventbridge => key.clone(),
+            Contentful => e.space.as_deref().unwrap_or_default().trim().to_string(),
+            Wordpress => site_tenant(&key),
+        };
         let template = e.caption.as_deref().unwrap_or(source.default_caption());
         let caption = CaptionTemplate::parse(template, source.placeholders()).map_err(|p| fail(format!("caption: {p}")))?;
         Ok(Route {
             name,
             source,
             key,
+            tenant,
             environment: e.environment,
             accounts: e.accounts,
             caption,
@@ -327,6 +347,17 @@ fn normalise_site(site: &str) -> String {
         }
         None => site.to_string(),
     }
+}
+
+/// A WordPress site's tenant: the normalised URL without its scheme (`blog.example.com/news`).
+pub fn site_tenant(site: &str) -> String {
+    let site = normalise_site(site);
+    site.split_once("://").map_or(site.clone(), |(_, rest)| rest.to_string())
+}
+
+/// A Shopify shop's tenant: its domain in lowercase.
+pub fn shop_tenant(shop: &str) -> String {
+    shop.trim().to_ascii_lowercase()
 }
 
 fn config_error(message: String) -> Error {
@@ -444,6 +475,9 @@ mod tests {
         assert!(wp.repost_updates);
         assert_eq!(r.eventbridge("com.example.cms-bridge").unwrap().media, MediaChoice::All);
         assert_eq!(r.routes()[1].locale, "en-US");
+        let tenants: Vec<&str> = r.routes().iter().map(|r| r.tenant.as_str()).collect();
+        assert_eq!(tenants, ["example-store.myshopify.com", "sp1", "blog.example.com", "com.example.cms-bridge"]);
+        assert_eq!(r.tenant(RouteSource::Wordpress, &site_tenant("http://BLOG.example.com/")).unwrap().name, wp.name);
         assert_eq!(r.routes()[1].fields.as_ref().unwrap().caption, "caption");
     }
 

@@ -8,6 +8,7 @@
 //! | `ACCOUNT_SECRET_PREFIX` + IG user id | [`account_token_json`]: `{"access_token": "..."}` (or the bare token) |
 //! | `STATUS_WEBHOOK_SECRET_NAME` | the `whsec_...` status webhook signing secret, as plain text |
 //! | `META_APP_SECRET_NAME` | [`AppCredentials`]: the Meta app's id and secrets, JSON |
+//! | `ROUTE_SECRET_PREFIX` + source/tenant | a route's signing secrets (see [`route_secrets`](crate::route_secrets)) |
 //!
 //! Errors name the secret and what it must hold, never what it holds.
 
@@ -24,7 +25,8 @@ pub const DEFAULT_ACCOUNT_SECRET_PREFIX: &str = "instapipe/accounts/";
 pub const DEFAULT_STATUS_WEBHOOK_SECRET_NAME: &str = "instapipe/status-webhook-secret";
 pub const DEFAULT_META_APP_SECRET_NAME: &str = "instapipe/meta-app";
 
-/// Names of the entries in the webhook secrets' JSON object.
+/// Names of the entries in the webhook secrets' JSON object. `shopify`, `contentful` and
+/// `wordpress` are the shared secrets of deployments from before per-route secrets (migration).
 pub mod webhook_keys {
     /// `/webhooks/generic`'s Standard Webhooks secret.
     pub const GENERIC: &str = crate::sources::generic::SOURCE;

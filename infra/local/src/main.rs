@@ -177,7 +177,13 @@ impl CliEnvFile {
             path.display()
         );
         for (name, value) in vars {
-            text.push_str(&format!("{name}={value}\n"));
+            // dotenv reads a single-quoted value literally (JSON such as ROUTING_CONFIG).
+            let plain = value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:@+=,".contains(&b));
+            if plain || value.contains('\'') {
+                text.push_str(&format!("{name}={value}\n"));
+            } else {
+                text.push_str(&format!("{name}='{value}'\n"));
+            }
         }
         std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         let root = settings.root.canonicalize().unwrap_or_else(|_| settings.root.clone());

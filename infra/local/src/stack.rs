@@ -289,6 +289,8 @@ impl LocalStack {
             ("POLL_STATUS_FUNCTION_ARN", schedules.poll_status_arn.clone()),
             ("ACCOUNT_SECRET_PREFIX", c.account_secret_prefix().to_string()),
             ("GRAPH_API_BASE_URL", self.graph_base_url.clone()),
+            // `instapipe routes` lists and checks the stack's routes.
+            ("ROUTING_CONFIG", (self.settings.handler_env(&self.graph_base_url))("ROUTING_CONFIG").unwrap_or_default()),
         ]
     }
 

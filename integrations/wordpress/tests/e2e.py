@@ -374,7 +374,7 @@ def scenario(env, binary):
         return wait_for(f"post {post_id} in {states}", lambda: (lambda m: m if m["state"] in states else None)(meta(post_id)), timeout)
 
     env.php("option", {"name": "instapipe_test_https_images", "value": 1})
-    img = {name: env.php("image", {"name": name})["id"] for name in ("one", "two", "three", "four", "five", "bad-media", "race")}
+    img = {name: env.php("image", {"name": name})["id"] for name in ("one", "two", "three", "four", "five", "bad-media", "race", "nine")}
 
     log("P0: wp_insert_post with the wrong secret")
     p0 = env.php("publish", {"title": "P0 wrong secret", "content": "Sent with a wrong secret.", "thumbnail": img["one"]})["id"]
@@ -551,6 +551,36 @@ def scenario(env, binary):
     _, page = b.request("GET", settings_url)
     check("the settings page shows the status URL and the last status webhook",
           "instapipe/v1/status" in page and "Last verified status webhook: post." in page)
+
+    log("P9: password-protected posts are never sent (wp_insert_post and the block editor's REST publish)")
+    p9 = env.php("publish", {"title": "P9 protected", "content": "Members only.", "thumbnail": img["nine"], "password": "s3cret"})["id"]
+    m = wait_state(p9, ("skipped",))
+    check("a password-protected post is marked not posted, with the reason", "password-protected" in m["detail"] and m["cron"] == [], m)
+    _, draft = b.request("POST", rest("/wp/v2/posts"), body={"title": "P9b protected REST", "content": "Members.", "status": "draft",
+                                                             "password": "s3cret", "featured_media": img["nine"]}, headers=h)
+    p9b = json.loads(draft)["id"]
+    b.request("POST", rest(f"/wp/v2/posts/{p9b}"), body={"status": "publish"}, headers=h)
+    m = wait_state(p9b, ("skipped",))
+    check("published from the editor with a password: not posted, with the reason", "password-protected" in m["detail"], m)
+    time.sleep(2)
+    check("nothing protected reached instapipe",
+          instapipe_posts(env, "P9 protected") == [] and instapipe_posts(env, "P9b protected REST") == [])
+    check("no Send again for a protected post", "Send to Instagram again" not in row_html(p9), row_html(p9))
+    # instapipe itself refuses a payload that says it is protected (an older or other sender).
+    body = json.dumps({"type": "post.published", "data": {"site": f"{env.url}/", "id": 999999, "title": "P9c forced",
+                                                          "permalink": f"{env.url}/?p=999999", "password_protected": True,
+                                                          "featured_image": "https://example.com/a.jpg"}}).encode()
+    ts = int(time.time())
+    sig = sign(env.secret, "msg_p9c_forced", ts, body)
+    req = urllib.request.Request(f"{env.stack_url}/webhooks/wordpress", data=body, method="POST", headers={
+        "content-type": "application/json", "webhook-id": "msg_p9c_forced", "webhook-timestamp": str(ts), "webhook-signature": sig})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            status, answer = r.status, json.load(r)
+    except urllib.error.HTTPError as err:
+        status, answer = err.code, json.load(err)
+    check("instapipe refuses a protected post with 422 protected_post",
+          status == 422 and answer["error"]["code"] == "protected_post", (status, answer))
 
     log("every post reached instapipe once")
     titles = ["P0 wrong secret", "P1 via REST", "P2 no image", "P3 http image", "P4 race same request", "P5 race REST",

@@ -5,7 +5,7 @@
  *
  *   install {"url", "title", "password"}      wp_install(), as the installer does
  *   image {"name"}                            a small JPEG in the uploads, as an attachment
- *   publish {"title", "content", "thumbnail", "tags", "then": "draft"}
+ *   publish {"title", "content", "thumbnail", "tags", "password", "then": "draft"}
  *                                             wp_insert_post() as an importer would (then, in
  *                                             the same request, optionally back to draft)
  *   schedule {"title", "content", "thumbnail", "in"}
@@ -74,6 +74,7 @@ switch ( $command ) {
 				'post_content' => $args['content'],
 				'post_status'  => 'publish',
 				'tags_input'   => isset( $args['tags'] ) ? $args['tags'] : array(),
+				'post_password' => isset( $args['password'] ) ? $args['password'] : '',
 				'meta_input'   => empty( $args['thumbnail'] ) ? array() : array( '_thumbnail_id' => (int) $args['thumbnail'] ),
 			),
 			true

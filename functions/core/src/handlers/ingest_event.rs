@@ -12,17 +12,79 @@ use crate::deps::Ingest;
 use crate::post::{DestState, overall_state};
 use crate::sources::RequestError;
 use crate::sources::eventbridge::{self, Trigger};
-use crate::sources::mapped::DedupeKey;
+use crate::route_secrets::RouteSecretId;
+use crate::routing::RouteSource;
+use crate::sources::mapped::{DedupeKey, Outcome};
+use crate::sources::routed::unusable_secret;
+use crate::sources::standard_webhooks::StandardWebhookVerifier;
 
 pub async fn handle(deps: &Ingest, event: Value) -> Result<Value, RequestError> {
-    let result = match eventbridge::parse(event, &deps.sources.routing)? {
-        Trigger::Mapped(mapped) => accept(deps, mapped).await.map(|a| a.to_json()),
-        Trigger::PublishDue { delivery, post_key, schedule_arn } => publish_due(deps, &delivery, &post_key, &schedule_arn).await,
-    };
+    let result = async {
+        let allowed = verify(deps, &event).await?;
+        match eventbridge::parse(event, &deps.sources.routing)? {
+            Trigger::Mapped(mapped) => {
+                if let (Some(allowed), Outcome::Post { request, route, .. }) = (&allowed, &mapped.outcome) {
+                    within_route(&request.accounts, allowed, route)?;
+                }
+                accept(deps, mapped).await.map(|a| a.to_json())
+            }
+            Trigger::PublishDue { delivery, post_key, schedule_arn } => publish_due(deps, &delivery, &post_key, &schedule_arn).await,
+        }
+    }
+    .await;
     if let Err(err) = &result {
         tracing::info!(status = err.status, code = err.code, field = ?err.field, message = %err.message, "event refused");
     }
     result
+}
+
+/// A `Publish Requested` event whose source's route has secrets of its own must carry a
+/// signature made with one of them (`detail.signature`, see [`eventbridge::signed_message`]),
+/// and then may post only to that route's accounts (returned). A route without secrets of its
+/// own takes unsigned events, trusted by IAM as before (migration; warned at start-up). Once
+/// any EventBridge route has secrets, a source no route names is refused like a bad signature.
+async fn verify(deps: &Ingest, event: &Value) -> Result<Option<Vec<String>>, RequestError> {
+    let Some((source, detail)) = eventbridge::claim(event) else { return Ok(None) };
+    let sources = &deps.sources;
+    let signature = detail.get("signature").and_then(Value::as_str).unwrap_or_default();
+    let check = |secrets: &str| {
+        StandardWebhookVerifier::new(secrets).map_err(unusable_secret)?.verify_message(&eventbridge::signed_message(source, detail), signature)
+    };
+    let own = |tenant: &str| {
+        let id = RouteSecretId::new(RouteSource::Eventbridge, tenant);
+        async move { sources.route_secrets.secrets(&id).await.map(|d| d.is_some()) }
+    };
+    let unavailable = |err: crate::Error| {
+        tracing::error!(error = %err, "could not read a route's signing secrets");
+        RequestError::new(503, "unavailable", "the signing secrets could not be read; nothing was kept, retry later")
+    };
+    match sources.routing.eventbridge(source) {
+        Some(route) if own(&route.tenant).await.map_err(unavailable)? => {
+            sources.verify(RouteSource::Eventbridge, Some(&route.tenant), check).await?;
+            Ok(Some(route.accounts.clone()))
+        }
+        Some(_) => Ok(None),
+        None => {
+            for route in sources.routing.routes().iter().filter(|r| r.source == RouteSource::Eventbridge) {
+                if own(&route.tenant).await.map_err(unavailable)? {
+                    sources.verify(RouteSource::Eventbridge, None, check).await?;
+                }
+            }
+            Ok(None)
+        }
+    }
+}
+
+fn within_route(accounts: &[String], allowed: &[String], route: &str) -> Result<(), RequestError> {
+    match accounts.iter().enumerate().find(|(_, a)| !allowed.contains(a)) {
+        None => Ok(()),
+        Some((i, account)) => Err(RequestError::field(
+            403,
+            "account_not_in_route",
+            format!("detail.post.accounts[{i}]"),
+            format!("account {account} is not one of the accounts of {route}"),
+        )),
+    }
 }
 
 /// Moves the post's destinations that still wait for their time on now. Idempotent: a second

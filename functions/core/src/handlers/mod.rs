@@ -17,6 +17,8 @@ mod steps;
 mod stream;
 
 #[cfg(test)]
+mod route_tests;
+#[cfg(test)]
 mod source_tests;
 #[cfg(test)]
 mod tests;

@@ -22,12 +22,13 @@ use crate::deps::Ingest;
 use crate::post::DestState;
 use crate::routing::Routing;
 use crate::scheduler::MemoryScheduler;
-use crate::sources::contentful::ContentfulVerifier;
+use crate::route_secrets::MemoryRouteSecrets;
+use crate::routing::RouteSource;
 use crate::sources::contentful_assets::{Asset, StaticAssets};
 use crate::sources::fixtures;
 use crate::sources::routed::SourceDeps;
-use crate::sources::shopify::ShopifyVerifier;
 use crate::sources::standard_webhooks::StandardWebhookVerifier;
+use secrecy::SecretString;
 use crate::store::{MemoryStore, PostStore};
 
 const ACCOUNT: &str = "17841400000000001";
@@ -62,12 +63,19 @@ async fn deps(now: OffsetDateTime, routing: Routing) -> (Ingest, Arc<MemoryStore
         generic: StandardWebhookVerifier::new(WP_CURRENT).unwrap(),
         api_keys: Arc::new(crate::store::api_keys::MemoryApiKeys::default()),
         scheduler: Arc::new(MemoryScheduler::default()),
+        // The shared secrets of a deployment from before per-route secrets (see route_tests for those).
         sources: SourceDeps {
             routing,
-            shopify: Some(ShopifyVerifier::new(SHOPIFY_SECRET).unwrap()),
-            contentful: Some(ContentfulVerifier::new(CONTENTFUL_SECRET).unwrap()),
-            // During a rotation both keys are configured; the fixture carries a token of each.
-            wordpress: Some(StandardWebhookVerifier::new(&format!("{WP_PREVIOUS} {WP_CURRENT}")).unwrap()),
+            route_secrets: Arc::new(MemoryRouteSecrets::default()),
+            shared: [
+                (RouteSource::Shopify, SHOPIFY_SECRET.to_string()),
+                (RouteSource::Contentful, CONTENTFUL_SECRET.to_string()),
+                // During a rotation both keys are configured; the fixture carries a token of each.
+                (RouteSource::Wordpress, format!("{WP_PREVIOUS} {WP_CURRENT}")),
+            ]
+            .into_iter()
+            .map(|(source, secret)| (source, SecretString::from(secret)))
+            .collect(),
             assets: Arc::new(assets()),
         },
     };
@@ -349,12 +357,16 @@ async fn wordpress_refuses_bad_requests_and_writes_nothing() {
 }
 
 #[tokio::test]
-async fn a_source_without_a_secret_is_not_served() {
-    let (mut deps, store) = deps(secs(SHOPIFY_AT), routing()).await;
-    deps.sources.shopify = None;
+async fn a_source_without_a_secret_or_routes_is_not_served() {
+    let (mut deps, store) = deps(secs(SHOPIFY_AT), Routing::default()).await;
+    deps.sources.shared.remove(&RouteSource::Shopify);
     let (status, answer) = send(&deps, shopify("shopify-products-create")).await;
     assert_eq!((status, &answer["error"]["code"]), (404, &json!("not_found")));
-    assert_eq!(store.post_count(), 0);
+    // With a route but no secret at all, the route exists and nothing verifies it.
+    deps.sources.routing = routing();
+    let (status, answer) = send(&deps, shopify("shopify-products-create")).await;
+    assert_eq!((status, &answer["error"]["code"]), (401, &json!("invalid_signature")));
+    assert_eq!((store.post_count(), store.delivery_count()), (0, 0));
 }
 
 #[tokio::test]

@@ -185,6 +185,20 @@ struct LinkSys {
     id: String,
 }
 
+/// The space a request's body claims (`sys.space.sys.id`), read before the signature is checked
+/// only to choose whose secrets may check it.
+pub fn claimed_space(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Claim {
+        sys: ClaimSys,
+    }
+    #[derive(Deserialize)]
+    struct ClaimSys {
+        space: Link,
+    }
+    serde_json::from_slice::<Claim>(body).ok().map(|c| c.sys.space.sys.id.trim().to_string())
+}
+
 /// Maps a verified request: the topic, space, environment and content type pick the route, whose
 /// field mapping reads the entry; asset links are resolved to https URLs.
 pub async fn map(headers: &HeaderMap, body: &[u8], routing: &Routing, assets: &dyn AssetResolver) -> Result<Mapped, RequestError> {

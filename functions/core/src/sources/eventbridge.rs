@@ -66,6 +66,10 @@ struct Envelope {
 struct PublishRequested {
     schema_version: u32,
     idempotency_key: String,
+    /// The route's signature (see [`signed_message`]); checked before parsing, not used after.
+    #[serde(default)]
+    #[allow(dead_code)]
+    signature: Option<String>,
     /// Where the request came from (free-form, for people reading the event).
     #[serde(default)]
     #[allow(dead_code)]
@@ -112,6 +116,63 @@ enum SchedulerInput {
     Post { schedule_arn: String, scheduled_time: String, post: Value },
     #[serde(rename_all = "camelCase")]
     PublishDue { idempotency_key: String, schedule_arn: String, scheduled_time: String },
+}
+
+/// A `Publish Requested` event's claim: its `source` (the route's tenant) and its detail.
+pub fn claim(event: &Value) -> Option<(&str, &Value)> {
+    if event.get("detail-type")?.as_str()? != DETAIL_TYPE {
+        return None;
+    }
+    Some((event.get("source")?.as_str()?, event.get("detail")?))
+}
+
+/// What an EventBridge route's secret signs: `<source>.<detail>`, the detail without its
+/// `signature` member as canonical JSON (object keys sorted, no spaces; Python's
+/// `json.dumps(detail, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`), so a
+/// producer signs what it puts and the bus may re-serialise the event freely.
+pub fn signed_message(source: &str, detail: &Value) -> Vec<u8> {
+    let mut out = format!("{source}.").into_bytes();
+    let mut detail = detail.clone();
+    if let Value::Object(fields) = &mut detail {
+        fields.remove("signature");
+    }
+    canonical(&detail, &mut out);
+    out
+}
+
+fn canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(fields) => {
+            let mut names: Vec<&String> = fields.keys().collect();
+            names.sort();
+            out.push(b'{');
+            for (i, name) in names.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend(serde_json::to_vec(name).expect("a string serializes"));
+                out.push(b':');
+                canonical(&fields[name], out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                canonical(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => out.extend(serde_json::to_vec(scalar).expect("a JSON value serializes")),
+    }
+}
+
+/// Signs a detail for `source` with a `whsec_` secret: the value of its `signature` member.
+pub fn sign(secret: &str, source: &str, detail: &Value) -> Result<String, crate::Error> {
+    Ok(super::standard_webhooks::StandardWebhookVerifier::new(secret)?.sign_message(&signed_message(source, detail)))
 }
 
 /// Reads an event delivered to ingest-event: an EventBridge envelope or a Scheduler input.
@@ -280,6 +341,32 @@ mod tests {
                 schedule_arn: "arn:aws:scheduler:eu-central-1:210987654321:schedule/instapipe-posts/post-5kPqRsTuVwXyZaBcDeFgHi-r5".into(),
             }
         );
+    }
+
+    #[test]
+    fn the_signature_covers_source_and_detail_in_any_key_order() {
+        const SECRET: &str = "whsec_c29tZS1ldmVudGJyaWRnZS1yb3V0ZS1zZWNyZXQ=";
+        let event = fixtures::json("eventbridge-publish-requested");
+        let (source, detail) = claim(&event).unwrap();
+        let signature = sign(SECRET, source, detail).unwrap();
+        let verifier = super::super::standard_webhooks::StandardWebhookVerifier::new(SECRET).unwrap();
+        // The detail as Python writes it, keys sorted: the same message.
+        let reordered: Value = serde_json::from_str(&serde_json::to_string(detail).unwrap()).unwrap();
+        let mut signed = reordered.clone();
+        signed["signature"] = signature.clone().into();
+        verifier.verify_message(&signed_message(source, &signed), &signature).unwrap();
+        let message = String::from_utf8(signed_message(source, &signed)).unwrap();
+        assert!(message.starts_with("com.example.cms-bridge.{\"idempotencyKey\":"), "{message}");
+        assert!(!message.contains("signature"));
+        // Another source, or another caption, is another message.
+        assert!(verifier.verify_message(&signed_message("com.other", &signed), &signature).is_err());
+        let mut edited = signed.clone();
+        edited["post"]["caption"] = "changed".into();
+        assert!(verifier.verify_message(&signed_message(source, &edited), &signature).is_err());
+        // A signed event still parses.
+        let mut event = event.clone();
+        event["detail"] = signed;
+        assert!(parse(event, &routing("all")).is_ok());
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //!           "categories": ["Menu"], "tags": ["winter"], "published_gmt": "…", "modified_gmt": "…",
 //!           "caption_template": "{title}\n\n{link}"}}
 //! ```
+//! `password_protected: true` is refused with 422 `protected_post` (the plugin never sends such
+//! a post; this guards older or other senders).
 //! `caption_template` (optional) is the blog owner's caption, set on the plugin's settings page,
 //! with the route's placeholders; it wins over the route's `caption`.
 //! Posted: a post with a featured image, from a routed site, once per blog post (once per
@@ -51,6 +53,23 @@ struct PostData {
     modified_gmt: Option<String>,
     #[serde(default)]
     caption_template: Option<String>,
+    /// The plugin sends none of these; a payload that says so is refused all the same.
+    #[serde(default)]
+    password_protected: bool,
+}
+
+/// The site a request's body claims (`data.site`), read before the signature is checked only to
+/// choose whose secrets may check it.
+pub fn claimed_site(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Claim {
+        data: ClaimData,
+    }
+    #[derive(Deserialize)]
+    struct ClaimData {
+        site: String,
+    }
+    serde_json::from_slice::<Claim>(body).ok().map(|c| c.data.site)
 }
 
 /// Maps a verified delivery whose `webhook-id` is `webhook_id`.
@@ -62,6 +81,14 @@ pub fn map(webhook_id: &str, body: &[u8], routing: &Routing) -> Result<Mapped, R
         return skip(format!("event type {} is not handled (only {PUBLISHED})", payload.kind));
     }
     let post = payload.data;
+    if post.password_protected {
+        return Err(RequestError::field(
+            422,
+            "protected_post",
+            "data.password_protected",
+            format!("post {} is password-protected: it is never sent to Instagram", post.id),
+        ));
+    }
     let Some(route) = routing.wordpress(&post.site) else {
         return skip(format!("no route for WordPress site {}", post.site));
     };
@@ -159,6 +186,18 @@ mod tests {
         let e = map(ID, with("{title} {price}").as_bytes(), &r).unwrap_err();
         assert_eq!((e.status, e.field.as_deref()), (422, Some("data.caption_template")));
         assert!(e.message.contains("unknown placeholder {price}"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_password_protected_post_is_refused_and_the_claimed_site_is_read() {
+        let body = String::from_utf8(fixtures::body(NAME)).unwrap();
+        let protected = body.replacen(r#""data":{"#, r#""data":{"password_protected":true,"#, 1);
+        let e = map(ID, protected.as_bytes(), &routing(serde_json::json!({}))).unwrap_err();
+        assert_eq!((e.status, e.code, e.field.as_deref()), (422, "protected_post", Some("data.password_protected")));
+        let open = body.replacen(r#""data":{"#, r#""data":{"password_protected":false,"#, 1);
+        assert!(matches!(map(ID, open.as_bytes(), &routing(serde_json::json!({}))).unwrap().outcome, Outcome::Post { .. }));
+        assert_eq!(claimed_site(body.as_bytes()).as_deref(), Some("https://news.example.org/"));
+        assert_eq!(claimed_site(b"not json"), None);
     }
 
     #[test]

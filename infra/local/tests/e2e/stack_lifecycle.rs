@@ -197,6 +197,8 @@ fn sigterm_stops_the_services_and_frees_the_ports() {
     assert_eq!(vars.get("AWS_ENDPOINT_URL_DYNAMODB"), Some(&format!("http://127.0.0.1:{dynamodb_port}")), "{vars:#?}");
     assert_eq!(vars.get("AWS_ENDPOINT_URL_SCHEDULER"), Some(&format!("http://127.0.0.1:{}", running.ports[1].1)), "{vars:#?}");
     assert_eq!(vars.get("TABLE_NAME").map(String::as_str), Some("instapipe-posts"), "{vars:#?}");
+    let routing = instapipe_core::routing::Routing::from_json(vars.get("ROUTING_CONFIG").map(String::as_str)).unwrap();
+    assert!(routing.wordpress("https://news.example.org/").is_some(), "the demo routing, for `instapipe routes`: {vars:#?}");
 
     signal(&running.child, libc::SIGTERM);
     let status = wait_exit(&mut running.child, Duration::from_secs(30));
