@@ -62,6 +62,7 @@ async fn deps(now: OffsetDateTime, routing: Routing) -> (Ingest, Arc<MemoryStore
         generic: StandardWebhookVerifier::new(WP_CURRENT).unwrap(),
         api_keys: Arc::new(crate::store::api_keys::MemoryApiKeys::default()),
         scheduler: Arc::new(MemoryScheduler::default()),
+        cursor_key: Default::default(),
         sources: SourceDeps {
             routing,
             shopify: Some(ShopifyVerifier::new(SHOPIFY_SECRET).unwrap()),

@@ -44,6 +44,7 @@ async fn api() -> Api {
         generic: StandardWebhookVerifier::new("whsec_dGVzdC1zZWNyZXQtc3RhbmRhcmQtd2ViaG9va3MtMDE=").unwrap(),
         api_keys: Arc::new(MemoryApiKeys::with_keys([KEY])),
         scheduler: scheduler.clone(),
+        cursor_key: Default::default(),
         sources: Default::default(),
     };
     Api { deps, store, scheduler }
