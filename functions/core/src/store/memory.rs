@@ -12,6 +12,9 @@ use crate::post::{Destination, Post};
 #[derive(Default)]
 pub struct MemoryStore {
     pub(super) inner: Mutex<Tables>,
+    /// When not 0, a listing's page holds at most this many destinations, whatever the limit
+    /// asked, as DynamoDB cuts a page at 1 MB (tests).
+    pub page_cap: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Default)]
@@ -125,7 +128,10 @@ impl PostStore for MemoryStore {
                 list.iter().position(|d| position(d) < after).unwrap_or(list.len())
             }
         };
-        let limit = query.limit.max(1);
+        let limit = match self.page_cap.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => query.limit.max(1),
+            cap => query.limit.clamp(1, cap),
+        };
         let items: Vec<_> = list.iter().skip(start).take(limit).cloned().collect();
         let next_cursor = (start + limit < list.len()).then(|| format_position(&position(&list[start + limit - 1])));
         Ok(Page { items, next_cursor })

@@ -156,11 +156,8 @@ async fn merged_page(
     // given yet: that account may hold newer ones further on.
     let mut frontier = None;
     for page in pages.values().filter(|p| p.next_cursor.is_some()) {
-        let oldest = match page.items.last() {
-            Some(d) => Some(newest_first(d)),
-            // Read on, and give nothing this time.
-            None => None,
-        };
+        // None: an empty page with more to read; read on, and give nothing this time.
+        let oldest = page.items.last().map(newest_first);
         frontier = match (frontier, oldest) {
             (None, oldest) => Some(oldest),
             (Some(None), _) | (_, None) => Some(None),
