@@ -348,15 +348,16 @@ impl ApiKeys for DynamoApiKeys {
         if !self.throttle.due(key_hash, now) {
             return Ok(());
         }
+        // A put, not an update: the item holds nothing else, and ingest-webhook may put items
+        // but not update them (template.yaml).
         let result = self
             .client
-            .update_item()
+            .put_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(use_item_key(key_hash)))
-            .key("sk", AttributeValue::S(USE_SORT_KEY.into()))
-            .update_expression("SET last_used_at = :now")
+            .item("pk", AttributeValue::S(use_item_key(key_hash)))
+            .item("sk", AttributeValue::S(USE_SORT_KEY.into()))
+            .item("last_used_at", AttributeValue::N(now.unix_timestamp().to_string()))
             .condition_expression("attribute_not_exists(last_used_at) OR last_used_at < :due")
-            .expression_attribute_values(":now", AttributeValue::N(now.unix_timestamp().to_string()))
             .expression_attribute_values(":due", AttributeValue::N((now.unix_timestamp() - TOUCH_EVERY_SECS + 1).to_string()))
             .send()
             .await;
@@ -364,7 +365,7 @@ impl ApiKeys for DynamoApiKeys {
             Ok(_) => Ok(()),
             // Another instance wrote it within the minute.
             Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(err) => Err(Error::aws("DynamoDB UpdateItem", err)),
+            Err(err) => Err(Error::aws("DynamoDB PutItem", err)),
         }
     }
 }

@@ -145,6 +145,22 @@ async fn one_brands_key_cannot_read_change_or_post_for_another_brand() {
     got_b.sort();
     assert_eq!(got_b, expected_b);
 
+    // A key for both brands lists both, merged newest first across their accounts, a post
+    // per page, each once.
+    let key_ab = new_key(&stack, "agency", &[ACCOUNT, OTHER], false).await;
+    let (mut merged, mut path) = (Vec::new(), "/posts?limit=1".to_string());
+    for _ in 0..20 {
+        let (status, page) = call(&stack, &key_ab, Method::GET, &path, None, None).await;
+        assert_eq!(status, 200, "{page}");
+        merged.extend(ids(&page));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/posts?limit=1&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let newest_first = [b_post["post_id"].as_str().unwrap(), first["post_id"].as_str().unwrap(), theirs.as_str()];
+    assert_eq!(merged, newest_first);
+
     // Cursors: tampered, or another key's, are 400 invalid_query with a JSON body.
     let (status, page) = call(&stack, &key_b, Method::GET, "/posts?limit=1", None, None).await;
     assert_eq!(status, 200);

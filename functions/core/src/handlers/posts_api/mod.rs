@@ -99,25 +99,28 @@ async fn dispatch(deps: &Ingest, request: &Request, path: &str) -> Result<Respon
         });
     };
     let id = id.unwrap_or_default();
-    if route.operation == Operation::OpenApi {
-        return Ok(Response::builder()
+    // Every route but the contract has a key by now.
+    let key = || key.as_ref().ok_or_else(unauthorized);
+    match route.operation {
+        Operation::OpenApi => Ok(Response::builder()
             .status(200)
             .header(http::header::CONTENT_TYPE, "application/yaml")
             .body(Body::Text(OPENAPI_YAML.to_string()))
-            .expect("static parts are valid"));
+            .expect("static parts are valid")),
+        Operation::CreatePost => create(deps, request, writer(key()?)?).await,
+        Operation::ListPosts => list::list(deps, request, key()?).await,
+        Operation::GetPost => in_post_span(id, get(deps, id, key()?)).await,
+        Operation::EditPost => in_post_span(id, edit(deps, request, id, writer(key()?)?)).await,
+        Operation::CancelPost => in_post_span(id, cancel(deps, id, writer(key()?)?)).await,
     }
-    let Some(key) = key else { return Err(unauthorized()) };
-    let writes = matches!(route.operation, Operation::CreatePost | Operation::EditPost | Operation::CancelPost);
-    if writes && !key.scope.can_write() {
-        return Err(RequestError::new(403, "read_only_key", "this API key may only read posts"));
-    }
-    match route.operation {
-        Operation::OpenApi => Err(unauthorized()),
-        Operation::CreatePost => create(deps, request, &key).await,
-        Operation::ListPosts => list::list(deps, request, &key).await,
-        Operation::GetPost => in_post_span(id, get(deps, id, &key)).await,
-        Operation::EditPost => in_post_span(id, edit(deps, request, id, &key)).await,
-        Operation::CancelPost => in_post_span(id, cancel(deps, id, &key)).await,
+}
+
+/// The key, if it may write: a read-only key is refused whatever the post, so the answer
+/// tells nothing about it.
+fn writer(key: &ApiKey) -> Result<&ApiKey, RequestError> {
+    match key.scope.can_write() {
+        true => Ok(key),
+        false => Err(RequestError::new(403, "read_only_key", "this API key may only read posts")),
     }
 }
 
