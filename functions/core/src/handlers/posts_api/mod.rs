@@ -305,10 +305,15 @@ async fn load(deps: &Ingest, post_id: &str) -> Result<(Post, Vec<Destination>), 
     Ok((post, destinations))
 }
 
+/// Post ids are ULIDs; anything else cannot name a post.
+fn check_post_id(id: &str) -> Result<(), RequestError> {
+    ulid::Ulid::from_string(id).map(drop).map_err(|_| not_found(id))
+}
+
 /// The post, if it is one the key may see; another key's post is answered exactly as a post
 /// that does not exist.
 async fn load_visible(deps: &Ingest, post_id: &str, key: &ApiKey) -> Result<(Post, Vec<Destination>), RequestError> {
-    ulid::Ulid::from_string(post_id).map_err(|_| not_found(post_id))?;
+    check_post_id(post_id)?;
     let (post, destinations) = load(deps, post_id).await?;
     if !key.scope.sees(&post.accounts) {
         return Err(not_found(post_id));
@@ -327,10 +332,13 @@ async fn cancel(deps: &Ingest, id: &str, key: &ApiKey) -> Result<Response<Body>,
     Ok(edge::json(200, &PostView::new(post, destinations)))
 }
 
+/// The body is checked first, as before scopes: its errors are the same for any post, so they
+/// tell nothing about whose it is.
 async fn edit(deps: &Ingest, request: &Request, id: &str, key: &ApiKey) -> Result<Response<Body>, RequestError> {
-    load_visible(deps, id, key).await?;
+    check_post_id(id)?;
     let body = edge::json_body(request)?;
     let change: changes::PostEdit = crate::sources::json::parse(body)?;
+    load_visible(deps, id, key).await?;
     let (post, destinations) = changes::edit(deps, id, change).await?;
     Ok(edge::json(200, &PostView::new(post, destinations)))
 }

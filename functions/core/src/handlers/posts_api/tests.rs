@@ -855,3 +855,16 @@ async fn a_key_with_several_accounts_lists_them_newest_first_and_others_change_n
         assert_eq!(api.list_all_as(KEY_AB, &format!("limit={limit}")).await.0, expected, "limit {limit}");
     }
 }
+
+#[tokio::test]
+async fn a_bad_edit_of_another_keys_post_is_answered_as_for_a_post_that_does_not_exist() {
+    let api = scoped_api().await;
+    let theirs = api.create_as(KEY_B, post_body(&[OTHER], Some(LATER))).await;
+    let missing = "01KAT0000000000000000000AB";
+    for body in [r#"{"caption":"x"}"#, "{", r#"{"accounts":["1"]}"#, "{}"] {
+        let (status, on_theirs) = api.call_as(KEY_A, "PATCH", &format!("/posts/{theirs}"), Some(body)).await;
+        let (_, on_missing) = api.call_as(KEY_A, "PATCH", &format!("/posts/{missing}"), Some(body)).await;
+        let without_ids = |v: &Value| v.to_string().replace(&theirs, "ID").replace(missing, "ID");
+        assert_eq!(without_ids(&on_theirs), without_ids(&on_missing), "{body}: {status}");
+    }
+}
