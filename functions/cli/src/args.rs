@@ -45,6 +45,9 @@ pub enum Command {
     Routes(RoutesCommand),
     /// Schedule posts from a CSV file (columns: caption,media,accounts,publish_at,options)
     Import(ImportArgs),
+    /// API keys of the posts API: create (shown once), list, revoke
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// An MCP server over stdio for AI assistants: post through the posts API
     /// (reads INSTAPIPE_API_URL and INSTAPIPE_API_KEY from the environment)
     Mcp,
@@ -182,6 +185,35 @@ pub struct ListPostsArgs {
     pub account: Option<String>,
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a key for some accounts (or all) and print it once; only its SHA-256 is stored
+    Create(CreateKeyArgs),
+    /// Every key: id, name, scope, created, last used (noted at most once a minute)
+    List,
+    /// Revoke a key by its id or name: refused (401) from the next request on
+    Revoke {
+        /// The id `keys list` shows, or the key's name
+        key: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateKeyArgs {
+    /// Who uses it, e.g. "shop-a cms" (unique)
+    #[arg(long)]
+    pub name: String,
+    /// The Instagram accounts it may post to and read, comma-separated
+    #[arg(long, value_delimiter = ',', required_unless_present = "all_accounts", conflicts_with = "all_accounts")]
+    pub accounts: Vec<String>,
+    /// Every account, present and future (an admin key)
+    #[arg(long)]
+    pub all_accounts: bool,
+    /// It may read posts but not create, edit or cancel them
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,4 +1,5 @@
-//! `instapipe`, the operator CLI: accounts and their tokens, posts, and bulk scheduling from CSV.
+//! `instapipe`, the operator CLI: accounts and their tokens, posts, bulk scheduling from CSV,
+//! and the posts API's keys.
 //!
 //! It talks to the same table, secrets and schedules as the functions, configured the same way:
 //! [`Config::from_env`] for instapipe's variables, the SDK's standard `AWS_*` variables
@@ -84,6 +85,32 @@ pub async fn run(cli: Cli, ctx: &Ctx, out: &mut dyn Write) -> Result<u8, CliErro
             Ok(0)
         }
         Command::Routes(routes) => commands::routes::run(ctx, routes, &mut std::io::stdin().lock(), text, json).await,
+        Command::Keys(keys) => {
+            use commands::keys;
+            match keys {
+                args::KeysCommand::Create(create) => {
+                    let accounts = (!create.all_accounts).then_some(create.accounts);
+                    let new = keys::NewKey { name: create.name, accounts, read_only: create.read_only };
+                    let created = keys::create(ctx, new, text).await?;
+                    if let Some(out) = json {
+                        output::write_json(out, &keys::CreatedJson { key: created.key, stored: (&created.stored).into() })?;
+                    }
+                }
+                args::KeysCommand::List => {
+                    let found = keys::list(ctx, text).await?;
+                    if let Some(out) = json {
+                        output::write_json(out, &keys::KeysJson { keys: found.iter().map(Into::into).collect() })?;
+                    }
+                }
+                args::KeysCommand::Revoke { key } => {
+                    let revoked = keys::revoke(ctx, &key, text).await?;
+                    if let Some(out) = json {
+                        output::write_json(out, &keys::RevokedJson { revoked: (&revoked).into() })?;
+                    }
+                }
+            }
+            Ok(0)
+        }
         Command::Mcp => commands::mcp::serve_from_env().await.map(|_| 0),
         Command::Import(import) => {
             let file = std::fs::File::open(&import.file)

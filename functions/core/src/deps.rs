@@ -7,6 +7,7 @@ use aws_config::BehaviorVersion;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{IngestSettings, NotifySettings, PipelineSettings, TokenRefreshSettings};
 use crate::error::{Error, Result};
+use crate::handlers::posts_api::cursor::{self, CursorKey};
 use crate::graph::account_api::{AccountApi, AccountApiClient};
 use crate::graph::{GraphApi, GraphClient, MeteredGraph};
 use crate::media_check::{HttpMediaCheck, MediaCheck, NoMediaCheck};
@@ -57,6 +58,8 @@ pub struct Ingest {
     /// The posts API: its keys, and the schedules it deletes and replaces (cancel, reschedule).
     pub api_keys: Arc<dyn ApiKeys>,
     pub scheduler: Arc<dyn Scheduler>,
+    /// Signs the posts API's list cursors.
+    pub cursor_key: CursorKey,
     /// Shopify, Contentful, WordPress and EventBridge: verifiers, routing, asset resolver.
     pub sources: SourceDeps,
 }
@@ -69,12 +72,24 @@ impl Ingest {
         let generic = secrets
             .get(webhook_keys::GENERIC)
             .ok_or_else(|| Error::Config(format!("secret {name} has no \"{}\" entry", webhook_keys::GENERIC)))?;
+        let cursor_key = match secrets.get(cursor::SECRET_ENTRY) {
+            Some(secret) => CursorKey::new(secret.as_bytes()),
+            None => {
+                tracing::warn!(
+                    secret = %name,
+                    "the secret has no \"{}\" entry: the posts API's list cursors are signed with a key derived from the generic webhook secret; add the entry (README, \"The posts API\")",
+                    cursor::SECRET_ENTRY
+                );
+                CursorKey::derived_from(generic.as_bytes())
+            }
+        };
         Ok(Ingest {
             store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), &settings.table_name)),
             clock: Arc::new(SystemClock),
             generic: StandardWebhookVerifier::new(generic)?,
             api_keys: Arc::new(DynamoApiKeys::new(clients.dynamodb.clone(), &settings.table_name)),
             scheduler: Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), &settings.schedules)),
+            cursor_key,
             sources: SourceDeps::load(
                 &secrets,
                 settings,

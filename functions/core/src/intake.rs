@@ -44,6 +44,8 @@ pub struct Submission {
     pub unknown_accounts: UnknownAccounts,
     /// How long the keys are remembered (their items' TTL), in seconds.
     pub memory_secs: i64,
+    /// Recorded with the delivery's own key (see [`Delivery::fingerprint`]).
+    pub fingerprint: Option<String>,
 }
 
 impl Submission {
@@ -57,6 +59,7 @@ impl Submission {
             request,
             unknown_accounts: UnknownAccounts::Refuse,
             memory_secs: DELIVERY_MEMORY_SECS,
+            fingerprint: None,
         }
     }
 }
@@ -185,7 +188,7 @@ impl<'a> Intake<'a> {
     /// Checks and stores the post with all its keys at once, or finds the post they already
     /// name. Writes nothing when refused.
     pub async fn accept(&mut self, submission: Submission, now: OffsetDateTime) -> Result<Accepted, Refusal> {
-        let Submission { post_id, delivery, also, request, unknown_accounts, memory_secs } = submission;
+        let Submission { post_id, delivery, also, request, unknown_accounts, memory_secs, fingerprint } = submission;
         validate(&request)?;
         if let Some(unknown) = self.unknown_account(&request).await? {
             return match unknown_accounts {
@@ -213,15 +216,16 @@ impl<'a> Intake<'a> {
         }
         async move {
             let destinations = post.destinations(now);
-            let key = |key: &DedupeKey, expires_at| Delivery {
+            let key = |key: &DedupeKey, expires_at, fingerprint| Delivery {
                 source: key.source.clone(),
                 event_id: key.event_id.clone(),
                 post_id: post.post_id.clone(),
                 expires_at,
+                fingerprint,
             };
             // The delivery is forgotten when its sender stops retrying; the content keys are not.
-            let deliveries: Vec<Delivery> = std::iter::once(key(&delivery, Some(now.unix_timestamp() + memory_secs)))
-                .chain(also.iter().map(|k| key(k, None)))
+            let deliveries: Vec<Delivery> = std::iter::once(key(&delivery, Some(now.unix_timestamp() + memory_secs), fingerprint))
+                .chain(also.iter().map(|k| key(k, None, None)))
                 .collect();
             match self.store.create_post_claiming(&deliveries, &post, &destinations).await? {
                 Created::New => {

@@ -240,6 +240,8 @@ impl Settings {
             .with(webhook_keys::CONTENTFUL, &s.contentful)
             .with(webhook_keys::CONTENTFUL_DELIVERY_TOKEN, &s.contentful_delivery_token)
             .with(webhook_keys::WORDPRESS, &s.wordpress)
+            // The posts API's cursor secret: new for every stack, as nothing outlives it.
+            .with(instapipe_core::handlers::posts_api::cursor::SECRET_ENTRY, instapipe_core::store::api_keys::generate())
     }
 
     /// notify's signing secret: `STATUS_WEBHOOK_SECRET`, or the demo one.

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod import;
+pub mod keys;
 pub mod mcp;
 pub mod posts;
 pub mod routes;

@@ -152,7 +152,7 @@ mod tests {
         };
         let post = Post::new("P1".into(), "wordpress", "evt_9", request, NOW);
         let mut dests = post.destinations(NOW);
-        let delivery = Received { source: "wordpress".into(), event_id: "evt_9".into(), post_id: "P1".into(), expires_at: Some(0) };
+        let delivery = Received { source: "wordpress".into(), event_id: "evt_9".into(), post_id: "P1".into(), expires_at: Some(0), fingerprint: None };
         assert_eq!(store.create_post(&delivery, &post, &dests).await.unwrap(), Created::New);
         let d = &mut dests[0];
         d.state = state;

@@ -104,6 +104,7 @@ async fn world(now: OffsetDateTime, secrets: MemoryRouteSecrets, shared: &[(Rout
         generic: StandardWebhookVerifier::new(WHSEC_SHARED).unwrap(),
         api_keys: Arc::new(crate::store::api_keys::MemoryApiKeys::default()),
         scheduler: Arc::new(MemoryScheduler::default()),
+        cursor_key: Default::default(),
         sources: SourceDeps {
             routing: routing(),
             route_secrets: secrets.clone(),

@@ -63,6 +63,7 @@ async fn deps(now: OffsetDateTime, routing: Routing) -> (Ingest, Arc<MemoryStore
         generic: StandardWebhookVerifier::new(WP_CURRENT).unwrap(),
         api_keys: Arc::new(crate::store::api_keys::MemoryApiKeys::default()),
         scheduler: Arc::new(MemoryScheduler::default()),
+        cursor_key: Default::default(),
         // The shared secrets of a deployment from before per-route secrets (see route_tests for those).
         sources: SourceDeps {
             routing,

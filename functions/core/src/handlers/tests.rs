@@ -165,7 +165,7 @@ async fn stored_post(w: &World, kind: MediaKind, publish_at: Option<OffsetDateTi
 
 async fn store_request(w: &World, request: PostRequest) -> DestinationKey {
     let post = Post::new("P1".into(), "generic", "msg_1", request, NOW);
-    let delivery = Delivery { source: "generic".into(), event_id: "msg_1".into(), post_id: "P1".into(), expires_at: Some(0) };
+    let delivery = Delivery { source: "generic".into(), event_id: "msg_1".into(), post_id: "P1".into(), expires_at: Some(0), fingerprint: None };
     assert_eq!(w.store.create_post(&delivery, &post, &post.destinations(NOW)).await.unwrap(), Created::New);
     DestinationKey { post_id: "P1".into(), account_id: ACCOUNT.into() }
 }
@@ -451,6 +451,7 @@ fn ingest_deps(store: Arc<MemoryStore>, now: OffsetDateTime) -> Ingest {
         generic: StandardWebhookVerifier::new(SECRET).unwrap(),
         api_keys: Arc::new(crate::store::api_keys::MemoryApiKeys::default()),
         scheduler: Arc::new(MemoryScheduler::default()),
+        cursor_key: Default::default(),
         sources: Default::default(),
     }
 }
@@ -962,7 +963,7 @@ async fn ready_post(w: &World, id: &str, caption: &str, placement: Placement) ->
         ..PostRequest::default()
     };
     let post = Post::new(id.into(), "generic", id, request, NOW);
-    let delivery = Delivery { source: "generic".into(), event_id: id.into(), post_id: id.into(), expires_at: Some(0) };
+    let delivery = Delivery { source: "generic".into(), event_id: id.into(), post_id: id.into(), expires_at: Some(0), fingerprint: None };
     w.store.create_post(&delivery, &post, &post.destinations(NOW)).await.unwrap();
     let mut d = w.store.get_destination(id, ACCOUNT).await.unwrap().unwrap();
     d.state = DestState::Ready;

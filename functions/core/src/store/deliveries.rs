@@ -40,6 +40,8 @@ pub trait DeliveryLog: Send + Sync {
     async fn record_skipped(&self, skipped: &Skipped) -> Result<()>;
     /// The post a delivery made, if it made one.
     async fn delivered_post(&self, source: &str, event_id: &str) -> Result<Option<String>>;
+    /// The fingerprint recorded with a delivery (see [`Delivery::fingerprint`]).
+    async fn delivery_fingerprint(&self, source: &str, event_id: &str) -> Result<Option<String>>;
 }
 
 /// The same key twice in one transaction is an error in DynamoDB; keep the first.
@@ -68,6 +70,9 @@ impl DeliveryLog for DynamoStore {
             claim.insert("post_id".into(), AttributeValue::S(d.post_id.clone()));
             if let Some(expires_at) = d.expires_at {
                 claim.insert("expires_at".into(), AttributeValue::N(expires_at.to_string()));
+            }
+            if let Some(fingerprint) = &d.fingerprint {
+                claim.insert("fingerprint".into(), AttributeValue::S(fingerprint.clone()));
             }
             writes.push(self.put(claim, "attribute_not_exists(pk) OR attribute_exists(skipped_reason)")?);
         }
@@ -135,6 +140,21 @@ impl DeliveryLog for DynamoStore {
             .map_err(|e| Error::aws("DynamoDB GetItem", e))?;
         Ok(out.item.and_then(|mut item| item.remove("post_id")).and_then(|v| v.as_s().ok().cloned()))
     }
+
+    async fn delivery_fingerprint(&self, source: &str, event_id: &str) -> Result<Option<String>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(keys::delivery(source, event_id)))
+            .key("sk", AttributeValue::S(keys::DELIVERY.into()))
+            .projection_expression("fingerprint")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB GetItem", e))?;
+        Ok(out.item.and_then(|mut item| item.remove("fingerprint")).and_then(|v| v.as_s().ok().cloned()))
+    }
 }
 
 #[async_trait]
@@ -153,6 +173,10 @@ impl DeliveryLog for MemoryStore {
             match d.expires_at {
                 Some(at) => t.delivery_expiry.insert(key.clone(), at),
                 None => t.delivery_expiry.remove(&key),
+            };
+            match &d.fingerprint {
+                Some(fingerprint) => t.fingerprints.insert(key.clone(), fingerprint.clone()),
+                None => t.fingerprints.remove(&key),
             };
             t.deliveries.insert(key, d.post_id.clone());
         }
@@ -175,6 +199,10 @@ impl DeliveryLog for MemoryStore {
 
     async fn delivered_post(&self, source: &str, event_id: &str) -> Result<Option<String>> {
         Ok(self.inner.lock().unwrap().deliveries.get(&(source.to_string(), event_id.to_string())).cloned())
+    }
+
+    async fn delivery_fingerprint(&self, source: &str, event_id: &str) -> Result<Option<String>> {
+        Ok(self.inner.lock().unwrap().fingerprints.get(&(source.to_string(), event_id.to_string())).cloned())
     }
 }
 
@@ -216,7 +244,7 @@ mod tests {
     }
 
     fn delivery(event_id: &str, post_id: &str) -> Delivery {
-        Delivery { source: "shopify".into(), event_id: event_id.into(), post_id: post_id.into(), expires_at: Some(0) }
+        Delivery { source: "shopify".into(), event_id: event_id.into(), post_id: post_id.into(), expires_at: Some(0), fingerprint: None }
     }
 
     fn skipped(event_id: &str, reason: &str) -> Skipped {

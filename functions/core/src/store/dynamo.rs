@@ -244,6 +244,21 @@ impl PostStore for DynamoStore {
         Ok(Page { items, next_cursor: next.map(|k| encode_cursor(&k, b64)) })
     }
 
+    fn destination_cursor(&self, query: &DestinationQuery, last: &Destination) -> Result<String> {
+        let item = destination_item(last)?;
+        // The start key of the index the query reads: its keys and the table's.
+        let names: &[&str] = match (&query.account, query.state) {
+            (Some(_), _) => &["pk", "sk", "account_id", "created_at"],
+            (None, Some(_)) => &["pk", "sk", "state", "updated_at"],
+            (None, None) => &["pk", "sk"],
+        };
+        let key: Item = names.iter().filter_map(|n| item.get(*n).map(|v| (n.to_string(), v.clone()))).collect();
+        if key.len() != names.len() {
+            return Err(Error::Data(format!("destination {}/{} lacks a key of its index", last.post_id, last.account_id)));
+        }
+        Ok(encode_cursor(&key, base64::engine::general_purpose::URL_SAFE_NO_PAD))
+    }
+
     async fn overdue_destinations(
         &self,
         state: crate::post::DestState,

@@ -12,6 +12,9 @@ use crate::post::{Destination, Post};
 #[derive(Default)]
 pub struct MemoryStore {
     pub(super) inner: Mutex<Tables>,
+    /// When not 0, a listing's page holds at most this many destinations, whatever the limit
+    /// asked, as DynamoDB cuts a page at 1 MB (tests).
+    pub page_cap: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Default)]
@@ -19,6 +22,8 @@ pub(super) struct Tables {
     pub(super) deliveries: HashMap<(String, String), String>,
     /// (source, event id) → the unix time after which the table's TTL may drop the key.
     pub(super) delivery_expiry: HashMap<(String, String), i64>,
+    /// (source, event id) → the fingerprint recorded with the delivery.
+    pub(super) fingerprints: HashMap<(String, String), String>,
     pub(super) posts: HashMap<String, Post>,
     pub(super) destinations: HashMap<(String, String), Destination>,
     /// (source, event id) → why that delivery made no post (see `DeliveryLog`).
@@ -31,6 +36,23 @@ pub(super) struct Tables {
     pub(super) notifications: HashMap<(String, String, String), super::NotificationRecord>,
     /// Media id → the destination it was recorded for (see `MediaClaims`).
     pub(super) media: HashMap<String, super::MediaOwner>,
+}
+
+/// Where a destination is in a listing: newest first, ties broken by post and account.
+type Position = (i128, String, String);
+
+fn position(d: &Destination) -> Position {
+    (d.created_at.unix_timestamp_nanos(), d.post_id.clone(), d.account_id.clone())
+}
+
+fn format_position((nanos, post_id, account_id): &Position) -> String {
+    format!("{nanos}.{post_id}.{account_id}")
+}
+
+fn parse_position(cursor: &str) -> Option<Position> {
+    let mut parts = cursor.splitn(3, '.');
+    let nanos = parts.next()?.parse().ok()?;
+    Some((nanos, parts.next()?.to_string(), parts.next()?.to_string()))
 }
 
 impl MemoryStore {
@@ -97,12 +119,26 @@ impl PostStore for MemoryStore {
             .filter(|d| query.state.is_none_or(|s| d.state == s))
             .cloned()
             .collect();
-        list.sort_by(|a, b| (b.created_at, &b.post_id).cmp(&(a.created_at, &a.post_id)));
-        let start = query.cursor.as_deref().and_then(|c| c.parse::<usize>().ok()).unwrap_or(0);
-        let limit = query.limit.max(1);
+        // Newest first, as the indexes answer; a cursor is the position of the last one read.
+        list.sort_by_key(|d| std::cmp::Reverse(position(d)));
+        let start = match &query.cursor {
+            None => 0,
+            Some(cursor) => {
+                let after = parse_position(cursor).ok_or_else(|| Error::Data("the cursor is not one this store made".into()))?;
+                list.iter().position(|d| position(d) < after).unwrap_or(list.len())
+            }
+        };
+        let limit = match self.page_cap.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => query.limit.max(1),
+            cap => query.limit.clamp(1, cap),
+        };
         let items: Vec<_> = list.iter().skip(start).take(limit).cloned().collect();
-        let next_cursor = (start + limit < list.len()).then(|| (start + limit).to_string());
+        let next_cursor = (start + limit < list.len()).then(|| format_position(&position(&list[start + limit - 1])));
         Ok(Page { items, next_cursor })
+    }
+
+    fn destination_cursor(&self, _query: &DestinationQuery, last: &Destination) -> Result<String> {
+        Ok(format_position(&position(last)))
     }
 
     async fn overdue_destinations(

@@ -55,6 +55,9 @@ pub struct Delivery {
     /// product, an entry, a blog post): it means "this content was posted" for as long as
     /// the post exists, so a products/update months later does not post it again.
     pub expires_at: Option<i64>,
+    /// What the request that made it looked like (the posts API's Idempotency-Key: method,
+    /// path and body hash), so the same key with another request is told apart from a retry.
+    pub fingerprint: Option<String>,
 }
 
 /// Names of the table's secondary indexes (template.yaml and the local stack create them).
@@ -116,6 +119,9 @@ pub trait PostStore: DeliveryLog + AccountStore + MediaClaims + Send + Sync {
     async fn save_post_edit(&self, post: &Post, destinations: &mut [Destination]) -> Result<()>;
     /// Destinations by account and/or state (indexes), newest first.
     async fn query_destinations(&self, query: &DestinationQuery) -> Result<Page<Destination>>;
+    /// The cursor that continues `query` right after `last`, one of its results (a page read
+    /// further than it was used: the posts API's listing of a key's several accounts).
+    fn destination_cursor(&self, query: &DestinationQuery, last: &Destination) -> Result<String>;
     /// Up to `limit` destinations in `state` that were expected to move before `before`,
     /// oldest first (the watchdog's index; never a scan).
     async fn overdue_destinations(

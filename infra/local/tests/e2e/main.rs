@@ -3,6 +3,7 @@
 
 mod common;
 
+mod api_keys;
 mod cli;
 mod cli_output;
 mod lambda_semantics;

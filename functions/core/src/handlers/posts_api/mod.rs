@@ -3,31 +3,33 @@
 //! Its contract is openapi.yaml at the repository root, served at `GET /openapi.yaml`.
 
 pub mod changes;
+pub mod cursor;
+mod list;
 mod view;
 
 #[cfg(test)]
 mod tests;
 
 use http::Method;
-use futures::StreamExt;
 use lambda_http::{Body, Request, Response};
+use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use super::edge;
-use crate::store::api_keys;
 use crate::deps::Ingest;
 use crate::intake::{Accepted, Intake, Submission, new_post_id};
-use crate::post::{DestState, Destination, Post};
+use crate::post::{Destination, Post};
 use crate::sources::mapped::DedupeKey;
 use crate::sources::{RequestError, generic};
-use crate::store::DestinationQuery;
+use crate::store::api_keys::{self, ApiKey};
 use changes::{not_found, unavailable};
 pub use view::{DestinationView, PostView, PostsPage};
 
 /// The contract, kept in the repository and served as is.
 pub const OPENAPI_YAML: &str = include_str!("../../../../../openapi.yaml");
 
-/// Deliveries of this API are recorded under this source, keyed by the Idempotency-Key.
+/// Deliveries of this API are recorded under this source, keyed by the API key's hash and the
+/// Idempotency-Key.
 pub const SOURCE: &str = "api";
 
 pub const DEFAULT_LIMIT: usize = 20;
@@ -86,9 +88,10 @@ async fn dispatch(deps: &Ingest, request: &Request, path: &str) -> Result<Respon
     let matching: Vec<(&Route, Option<&str>)> =
         ROUTES.iter().filter_map(|r| match_path(r.path, path).map(|id| (r, id))).collect();
     // The key is checked before anything about the path is told.
-    if matching.first().is_none_or(|(r, _)| r.needs_key) {
-        authenticate(deps, request).await?;
-    }
+    let key = match matching.first().is_none_or(|(r, _)| r.needs_key) {
+        true => Some(authenticate(deps, request).await?),
+        false => None,
+    };
     let Some(&(route, id)) = matching.iter().find(|(r, _)| r.method == request.method()) else {
         return Err(match matching.is_empty() {
             true => RequestError::new(404, "not_found", format!("no route for {path}")),
@@ -96,17 +99,28 @@ async fn dispatch(deps: &Ingest, request: &Request, path: &str) -> Result<Respon
         });
     };
     let id = id.unwrap_or_default();
+    // Every route but the contract has a key by now.
+    let key = || key.as_ref().ok_or_else(unauthorized);
     match route.operation {
         Operation::OpenApi => Ok(Response::builder()
             .status(200)
             .header(http::header::CONTENT_TYPE, "application/yaml")
             .body(Body::Text(OPENAPI_YAML.to_string()))
             .expect("static parts are valid")),
-        Operation::CreatePost => create(deps, request).await,
-        Operation::ListPosts => list(deps, request).await,
-        Operation::GetPost => in_post_span(id, get(deps, id)).await,
-        Operation::EditPost => in_post_span(id, edit(deps, request, id)).await,
-        Operation::CancelPost => in_post_span(id, cancel(deps, id)).await,
+        Operation::CreatePost => create(deps, request, writer(key()?)?).await,
+        Operation::ListPosts => list::list(deps, request, key()?).await,
+        Operation::GetPost => in_post_span(id, get(deps, id, key()?)).await,
+        Operation::EditPost => in_post_span(id, edit(deps, request, id, writer(key()?)?)).await,
+        Operation::CancelPost => in_post_span(id, cancel(deps, id, writer(key()?)?)).await,
+    }
+}
+
+/// The key, if it may write: a read-only key is refused whatever the post, so the answer
+/// tells nothing about it.
+fn writer(key: &ApiKey) -> Result<&ApiKey, RequestError> {
+    match key.scope.can_write() {
+        true => Ok(key),
+        false => Err(RequestError::new(403, "read_only_key", "this API key may only read posts")),
     }
 }
 
@@ -136,39 +150,56 @@ fn match_path<'a>(template: &str, path: &'a str) -> Option<Option<&'a str>> {
     }
 }
 
-/// `Authorization: Bearer <key>`, whose SHA-256 must be registered. The key is never logged.
-async fn authenticate(deps: &Ingest, request: &Request) -> Result<(), RequestError> {
-    let refused = || {
-        RequestError::new(401, "unauthorized", "a valid API key is required: send the header Authorization: Bearer <key>")
-    };
-    let header = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(refused)?;
-    let (scheme, key) = header.trim().split_once(' ').ok_or_else(refused)?;
+fn unauthorized() -> RequestError {
+    RequestError::new(401, "unauthorized", "a valid API key is required: send the header Authorization: Bearer <key>")
+}
+
+/// `Authorization: Bearer <key>`, whose SHA-256 must be registered: the key as registered,
+/// with its scope. The key is never logged.
+async fn authenticate(deps: &Ingest, request: &Request) -> Result<ApiKey, RequestError> {
+    let header = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(unauthorized)?;
+    let (scheme, key) = header.trim().split_once(' ').ok_or_else(unauthorized)?;
     let key = key.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || key.is_empty() {
-        return Err(refused());
+        return Err(unauthorized());
     }
-    match deps.api_keys.is_registered(&api_keys::hash(key)).await {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(refused()),
-        Err(err) => Err(unavailable(err)),
+    let key = deps.api_keys.find(&api_keys::hash(key)).await.map_err(unavailable)?.ok_or_else(unauthorized)?;
+    // Only for the operator's `keys list`: a failure to note it never fails the request.
+    if let Err(err) = deps.api_keys.touch(&key.hash, deps.clock.now()).await {
+        tracing::warn!(error = %err, key_id = key.id(), "the API key's last use could not be recorded");
     }
+    Ok(key)
 }
 
-/// Post ids are ULIDs; anything else cannot name a post.
-fn check_post_id(id: &str) -> Result<(), RequestError> {
-    ulid::Ulid::from_string(id).map(drop).map_err(|_| not_found(id))
-}
-
-/// `POST /posts`: 201 with the new post; with an `Idempotency-Key` seen before, 200 with the
-/// post it made and `Idempotent-Replayed: true`. An unknown account is a 422 naming it.
-async fn create(deps: &Ingest, request: &Request) -> Result<Response<Body>, RequestError> {
+/// `POST /posts`: 201 with the new post; with an `Idempotency-Key` this key sent before with
+/// the same request, 200 with the post it made and `Idempotent-Replayed: true`; with another
+/// request, 422 `idempotency_key_reused`. An account outside the key's scope is a 422 naming it
+/// (as an unknown account is), decided by the scope alone, before any account is looked up.
+async fn create(deps: &Ingest, request: &Request, key: &ApiKey) -> Result<Response<Body>, RequestError> {
     let body = edge::json_body(request)?;
     let idempotency_key = idempotency_key(request)?;
     let post_request = generic::parse(body)?;
+    if let Some((index, account)) = post_request.accounts.iter().enumerate().find(|(_, a)| !key.scope.allows(a)) {
+        return Err(RequestError::field(
+            422,
+            "account_not_allowed",
+            format!("accounts[{index}]"),
+            format!("this API key may not post to Instagram account {account}"),
+        ));
+    }
     let post_id = new_post_id();
-    // Without a key every request is a new post; its delivery is keyed by the post id.
-    let event_id = idempotency_key.unwrap_or_else(|| post_id.clone());
-    let submission = Submission { post_id, ..Submission::new(DedupeKey::new(SOURCE, event_id), post_request) };
+    // Idempotency keys are the API key's own: another client's same string is another post.
+    // Without one every request is a new post; its delivery is keyed by the post id.
+    let event_id = match &idempotency_key {
+        Some(idempotency_key) => format!("{}#{idempotency_key}", key.hash),
+        None => post_id.clone(),
+    };
+    let fingerprint = idempotency_key.as_ref().map(|_| fingerprint(request, body));
+    let submission = Submission {
+        post_id,
+        fingerprint: fingerprint.clone(),
+        ..Submission::new(DedupeKey::new(SOURCE, event_id.clone()), post_request)
+    };
     let accepted = Intake::new(deps.store.as_ref()).accept(submission, deps.clock.now()).await;
     match accepted.map_err(|refusal| refusal.into_request_error(unavailable))? {
         Accepted::Posted { post, destinations } => {
@@ -180,6 +211,15 @@ async fn create(deps: &Ingest, request: &Request) -> Result<Response<Body>, Requ
             Ok(response)
         }
         Accepted::Duplicate { post_id } => {
+            let stored = deps.store.delivery_fingerprint(SOURCE, &event_id).await.map_err(unavailable)?;
+            if stored.is_none() || stored != fingerprint {
+                return Err(RequestError::field(
+                    422,
+                    "idempotency_key_reused",
+                    "Idempotency-Key",
+                    "this Idempotency-Key was used with another request; send a new key for a new post",
+                ));
+            }
             let (post, destinations) = load(deps, &post_id).await?;
             let mut response = edge::json(200, &PostView::new(post, destinations));
             response.headers_mut().insert("idempotent-replayed", http::HeaderValue::from_static("true"));
@@ -190,6 +230,54 @@ async fn create(deps: &Ingest, request: &Request) -> Result<Response<Body>, Requ
             tracing::error!(%reason, "the intake skipped a posts API request");
             Err(RequestError::new(503, "unavailable", "the post could not be stored; retry later"))
         }
+    }
+}
+
+/// What makes a request the same request: method, path and the body's JSON with its object
+/// keys sorted (so key order and whitespace do not count), as hex SHA-256.
+fn fingerprint(request: &Request, body: &[u8]) -> String {
+    let mut canonical = String::new();
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(value) => canonical_json(&value, &mut canonical),
+        // Only parsed bodies get here; raw bytes would do as well.
+        Err(_) => canonical.push_str(&String::from_utf8_lossy(body)),
+    }
+    let mut hash = Sha256::new();
+    hash.update(request.method().as_str().as_bytes());
+    hash.update(b" ");
+    hash.update(request.uri().path().trim_end_matches('/').as_bytes());
+    hash.update(b"\n");
+    hash.update(canonical.as_bytes());
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn canonical_json(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_json(v, out);
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(v, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
     }
 }
 
@@ -217,99 +305,40 @@ async fn load(deps: &Ingest, post_id: &str) -> Result<(Post, Vec<Destination>), 
     Ok((post, destinations))
 }
 
-async fn get(deps: &Ingest, id: &str) -> Result<Response<Body>, RequestError> {
-    check_post_id(id)?;
-    let (post, destinations) = load(deps, id).await?;
+/// Post ids are ULIDs; anything else cannot name a post.
+fn check_post_id(id: &str) -> Result<(), RequestError> {
+    ulid::Ulid::from_string(id).map(drop).map_err(|_| not_found(id))
+}
+
+/// The post, if it is one the key may see; another key's post is answered exactly as a post
+/// that does not exist.
+async fn load_visible(deps: &Ingest, post_id: &str, key: &ApiKey) -> Result<(Post, Vec<Destination>), RequestError> {
+    check_post_id(post_id)?;
+    let (post, destinations) = load(deps, post_id).await?;
+    if !key.scope.sees(&post.accounts) {
+        return Err(not_found(post_id));
+    }
+    Ok((post, destinations))
+}
+
+async fn get(deps: &Ingest, id: &str, key: &ApiKey) -> Result<Response<Body>, RequestError> {
+    let (post, destinations) = load_visible(deps, id, key).await?;
     Ok(edge::json(200, &PostView::new(post, destinations)))
 }
 
-async fn cancel(deps: &Ingest, id: &str) -> Result<Response<Body>, RequestError> {
-    check_post_id(id)?;
+async fn cancel(deps: &Ingest, id: &str, key: &ApiKey) -> Result<Response<Body>, RequestError> {
+    load_visible(deps, id, key).await?;
     let (post, destinations) = changes::cancel(deps, id).await?;
     Ok(edge::json(200, &PostView::new(post, destinations)))
 }
 
-async fn edit(deps: &Ingest, request: &Request, id: &str) -> Result<Response<Body>, RequestError> {
+/// The body is checked first, as before scopes: its errors are the same for any post, so they
+/// tell nothing about whose it is.
+async fn edit(deps: &Ingest, request: &Request, id: &str, key: &ApiKey) -> Result<Response<Body>, RequestError> {
     check_post_id(id)?;
     let body = edge::json_body(request)?;
     let change: changes::PostEdit = crate::sources::json::parse(body)?;
+    load_visible(deps, id, key).await?;
     let (post, destinations) = changes::edit(deps, id, change).await?;
     Ok(edge::json(200, &PostView::new(post, destinations)))
-}
-
-/// `GET /posts?state=&account=&limit=&cursor=`: newest first, one entry per post, a page at a
-/// time. A page may hold fewer than `limit` posts; follow `next_cursor` until it is null.
-async fn list(deps: &Ingest, request: &Request) -> Result<Response<Body>, RequestError> {
-    let mut query = DestinationQuery { limit: DEFAULT_LIMIT, ..DestinationQuery::default() };
-    for (name, value) in edge::query_params(request, &["state", "account", "limit", "cursor"])? {
-        let bad = |message: String| RequestError::field(400, "invalid_query", name.clone(), message);
-        match name.as_str() {
-            "state" => {
-                let state = serde_json::from_value::<DestState>(serde_json::Value::String(value.clone()));
-                query.state = Some(state.map_err(|_| bad(format!("{value:?} is not a destination state")))?);
-            }
-            "account" => {
-                if value.is_empty() || value.len() > 20 || !value.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(bad("an Instagram account id is 1 to 20 digits".into()));
-                }
-                query.account = Some(value);
-            }
-            "limit" => {
-                query.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| bad(format!("a number from 1 to {MAX_LIMIT}")))?;
-            }
-            // An empty cursor is the first page, as no cursor is (clients send `cursor=` for it).
-            _ if value.is_empty() => {}
-            _ => query.cursor = Some(value),
-        }
-    }
-    let page = match deps.store.query_destinations(&query).await {
-        Ok(page) => page,
-        Err(crate::Error::Data(_)) if query.cursor.is_some() => {
-            return Err(RequestError::field(400, "invalid_query", "cursor", "not a cursor this API returned for these filters"));
-        }
-        Err(err) => return Err(unavailable(err)),
-    };
-    // Each post once, in page order, with the accounts it was found with on this page.
-    let mut found: Vec<(String, Vec<String>)> = Vec::new();
-    for d in &page.items {
-        match found.iter_mut().find(|(p, _)| *p == d.post_id) {
-            Some((_, accounts)) => accounts.push(d.account_id.clone()),
-            None => found.push((d.post_id.clone(), vec![d.account_id.clone()])),
-        }
-    }
-    let loaded: Vec<_> = futures::stream::iter(found)
-        .map(|(post_id, accounts)| async move { (load(deps, &post_id).await, accounts) })
-        .buffered(8)
-        .collect()
-        .await;
-    let mut posts = Vec::new();
-    for (result, accounts) in loaded {
-        let (post, destinations) = match result {
-            Ok(found) => found,
-            Err(err) if err.status == 404 => continue,
-            Err(err) => return Err(err),
-        };
-        if listed_on_another_page(&query, &destinations, &accounts) {
-            continue;
-        }
-        posts.push(PostView::new(post, destinations));
-    }
-    Ok(edge::json(200, &PostsPage { posts, next_cursor: page.next_cursor }))
-}
-
-/// A post with several matching destinations is listed once: with the first of them by
-/// account id, so pages that hold its other destinations skip it.
-fn listed_on_another_page(query: &DestinationQuery, destinations: &[Destination], found_with: &[String]) -> bool {
-    let matches = |d: &&Destination| {
-        query.state.is_none_or(|s| d.state == s) && query.account.as_ref().is_none_or(|a| d.account_id == *a)
-    };
-    match destinations.iter().filter(matches).map(|d| d.account_id.as_str()).min() {
-        Some(first) => !found_with.iter().any(|a| a == first),
-        // It changed since the page was read: show it as it is now.
-        None => false,
-    }
 }

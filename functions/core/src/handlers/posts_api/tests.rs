@@ -22,6 +22,7 @@ use crate::store::{MemoryStore, PostStore};
 const KEY: &str = "ipk_test_0123456789abcdef0123456789abcdef";
 const ACCOUNT: &str = "17841400000000001";
 const OTHER: &str = "17841400000000002";
+const THIRD: &str = "17841400000000003";
 const NOW: OffsetDateTime = datetime!(2026-11-23 10:00 UTC);
 const LATER: &str = "2026-11-23T12:00:00Z";
 
@@ -29,28 +30,35 @@ struct Api {
     deps: Ingest,
     store: Arc<MemoryStore>,
     scheduler: Arc<MemoryScheduler>,
+    keys: Arc<MemoryApiKeys>,
 }
 
 async fn api() -> Api {
     let store = Arc::new(MemoryStore::default());
-    for id in [ACCOUNT, OTHER] {
+    for id in [ACCOUNT, OTHER, THIRD] {
         let account = Account { account_id: id.into(), login: LoginFlavour::Instagram, status: AccountStatus::Active, token_expires_at: None };
         store.put_account(&account).await.unwrap();
     }
     let scheduler = Arc::new(MemoryScheduler::default());
+    let keys = Arc::new(MemoryApiKeys::with_keys([KEY]));
     let deps = Ingest {
         store: store.clone(),
         clock: Arc::new(FixedClock(NOW)),
         generic: StandardWebhookVerifier::new("whsec_dGVzdC1zZWNyZXQtc3RhbmRhcmQtd2ViaG9va3MtMDE=").unwrap(),
-        api_keys: Arc::new(MemoryApiKeys::with_keys([KEY])),
+        api_keys: keys.clone(),
         scheduler: scheduler.clone(),
+        cursor_key: Default::default(),
         sources: Default::default(),
     };
-    Api { deps, store, scheduler }
+    Api { deps, store, scheduler, keys }
 }
 
 fn request(method: &str, uri: &str, body: Option<&str>) -> http::request::Builder {
-    let builder = http::Request::builder().method(method).uri(uri).header("authorization", format!("Bearer {KEY}"));
+    request_as(KEY, method, uri, body)
+}
+
+fn request_as(key: &str, method: &str, uri: &str, body: Option<&str>) -> http::request::Builder {
+    let builder = http::Request::builder().method(method).uri(uri).header("authorization", format!("Bearer {key}"));
     match body {
         Some(_) => builder.header("content-type", "application/json"),
         None => builder,
@@ -69,7 +77,11 @@ impl Api {
     }
 
     async fn call(&self, method: &str, uri: &str, body: Option<&str>) -> (u16, Value) {
-        let (status, body, _) = self.send(with_body(request(method, uri, body), body)).await;
+        self.call_as(KEY, method, uri, body).await
+    }
+
+    async fn call_as(&self, key: &str, method: &str, uri: &str, body: Option<&str>) -> (u16, Value) {
+        let (status, body, _) = self.send(with_body(request_as(key, method, uri, body), body)).await;
         (status, body)
     }
 
@@ -566,4 +578,293 @@ async fn a_reschedule_that_fails_half_way_leaves_the_new_start_armed() {
     // re-arms the new start under its own name (see create_container's tests), so the post
     // is neither started early nor left without a start.
     assert_eq!(api.schedule_names().len(), 2);
+}
+
+// ---- scoped keys ----
+
+const KEY_A: &str = "ipk_brand_a_0123456789abcdef0123456789abcdef";
+const KEY_B: &str = "ipk_brand_b_0123456789abcdef0123456789abcdef";
+const KEY_A_READ: &str = "ipk_brand_a_read_0123456789abcdef0123456789";
+const KEY_AB: &str = "ipk_brands_ab_0123456789abcdef0123456789abcd";
+
+use crate::store::api_keys::{Access, Scope, hash};
+
+/// Brand A's key (ACCOUNT), brand B's (OTHER), A's read-only key, and a key for both.
+async fn scoped_api() -> Api {
+    let api = api().await;
+    api.keys.add(KEY_A, "brand a", Scope::only([ACCOUNT], Access::ReadWrite));
+    api.keys.add(KEY_B, "brand b", Scope::only([OTHER], Access::ReadWrite));
+    api.keys.add(KEY_A_READ, "brand a dashboard", Scope::only([ACCOUNT], Access::ReadOnly));
+    api.keys.add(KEY_AB, "agency", Scope::only([ACCOUNT, OTHER], Access::ReadWrite));
+    api
+}
+
+impl Api {
+    async fn create_as(&self, key: &str, body: Value) -> String {
+        let (status, answer) = self.call_as(key, "POST", "/posts", Some(&body.to_string())).await;
+        assert_eq!(status, 201, "{answer}");
+        answer["post_id"].as_str().unwrap().to_string()
+    }
+
+    /// Every post id a key lists with these filters, page by page, and each page's length.
+    async fn list_all_as(&self, key: &str, filters: &str) -> (Vec<String>, Vec<usize>) {
+        let (mut ids, mut lengths) = (Vec::new(), Vec::new());
+        let mut uri = format!("/posts?{filters}");
+        for _ in 0..200 {
+            let (status, page) = self.call_as(key, "GET", &uri, None).await;
+            assert_eq!(status, 200, "{uri}: {page}");
+            let posts = page["posts"].as_array().unwrap();
+            lengths.push(posts.len());
+            ids.extend(posts.iter().map(|p| p["post_id"].as_str().unwrap().to_string()));
+            match page["next_cursor"].as_str() {
+                Some(cursor) => uri = format!("/posts?{filters}&cursor={cursor}"),
+                None => return (ids, lengths),
+            }
+        }
+        panic!("the listing never ended");
+    }
+}
+
+#[tokio::test]
+async fn a_key_reads_cancels_and_edits_only_its_accounts_posts_and_others_are_404() {
+    let api = scoped_api().await;
+    let mine = api.create_as(KEY_A, post_body(&[ACCOUNT], Some(LATER))).await;
+    let theirs = api.create_as(KEY_B, post_body(&[OTHER], Some(LATER))).await;
+    let both = api.create(post_body(&[ACCOUNT, OTHER], Some(LATER))).await;
+    let at = datetime!(2026-11-23 12:00 UTC);
+    let start = OneTimeSchedule::start(StartInput { post_id: theirs.clone(), account_id: OTHER.into() }, at);
+    api.deps.scheduler.schedule_once(&start).await.unwrap();
+
+    let (status, read) = api.call_as(KEY_A, "GET", &format!("/posts/{mine}"), None).await;
+    assert_eq!((status, read["post_id"].as_str()), (200, Some(mine.as_str())));
+    // Another brand's post, and one that also goes to another brand's account, are answered
+    // exactly as a post that does not exist.
+    let missing = "01KAT0000000000000000000AB";
+    for id in [theirs.as_str(), both.as_str(), missing] {
+        let uri = format!("/posts/{id}");
+        let answers = [
+            api.call_as(KEY_A, "GET", &uri, None).await,
+            api.call_as(KEY_A, "DELETE", &uri, None).await,
+            api.call_as(KEY_A, "PATCH", &uri, Some(r#"{"caption":"Hijacked"}"#)).await,
+        ];
+        for (status, body) in answers {
+            assert_eq!(status, 404, "{id}: {body}");
+            assert_eq!(body, json!({ "error": { "code": "not_found", "message": format!("no post {id}") } }));
+        }
+    }
+    // Nothing of B's changed: state, caption, history, schedule.
+    let d = api.store.get_destination(&theirs, OTHER).await.unwrap().unwrap();
+    assert_eq!((d.state, d.history.len()), (DestState::Scheduled, 1));
+    assert_eq!(api.store.get_post(&theirs).await.unwrap().unwrap().caption, "Autumn sale #coats");
+    assert!(api.scheduler.schedules.lock().unwrap().contains(&start));
+
+    // B, the agency key and the full-access key see B's post; only the last two see both.
+    assert_eq!(api.call_as(KEY_B, "GET", &format!("/posts/{theirs}"), None).await.0, 200);
+    assert_eq!(api.call_as(KEY_B, "GET", &format!("/posts/{both}"), None).await.0, 404);
+    assert_eq!(api.call_as(KEY_AB, "GET", &format!("/posts/{both}"), None).await.0, 200);
+    assert_eq!(api.call("GET", &format!("/posts/{both}"), None).await.0, 200);
+
+    // Lists: each key its own.
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(api.list_all_as(KEY_A, "").await.0, std::slice::from_ref(&mine));
+    assert_eq!(api.list_all_as(KEY_B, "").await.0, std::slice::from_ref(&theirs));
+    assert_eq!(sorted(api.list_all_as(KEY_AB, "").await.0), sorted(vec![mine.clone(), theirs.clone(), both.clone()]));
+    assert_eq!(api.list_all_as(KEY, "").await.0.len(), 3);
+    // Asking for another brand's account lists nothing, as for an account without posts.
+    let (status, page) = api.call_as(KEY_A, "GET", &format!("/posts?account={OTHER}"), None).await;
+    assert_eq!((status, page), (200, json!({ "posts": [], "next_cursor": null })));
+    assert_eq!(api.list_all_as(KEY_A, "state=SCHEDULED").await.0, std::slice::from_ref(&mine));
+
+    // The agency key cancels the shared post; A still cannot see it.
+    assert_eq!(api.call_as(KEY_AB, "DELETE", &format!("/posts/{both}"), None).await.0, 200);
+    assert_eq!(api.call_as(KEY_A, "GET", &format!("/posts/{both}"), None).await.0, 404);
+}
+
+#[tokio::test]
+async fn posting_to_an_account_outside_the_scope_is_422_naming_it_and_writes_nothing() {
+    let api = scoped_api().await;
+    let cases = [
+        (post_body(&[OTHER], None), "accounts[0]"),
+        (post_body(&[ACCOUNT, OTHER], None), "accounts[1]"),
+        // Unregistered or not, an account outside the scope gets the same answer: the scope
+        // alone decides, so it tells nothing about which accounts exist.
+        (post_body(&["999"], None), "accounts[0]"),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = api.call_as(KEY_A, "POST", "/posts", Some(&body.to_string())).await;
+        assert_eq!(status, 422, "{answer}");
+        assert_eq!((answer["error"]["code"].as_str(), answer["error"]["field"].as_str()), (Some("account_not_allowed"), Some(field)));
+        assert!(answer["error"]["message"].as_str().unwrap().contains("may not post"), "{answer}");
+    }
+    assert_eq!((api.store.post_count(), api.store.delivery_count()), (0, 0));
+    // In scope but unregistered stays unknown_account.
+    api.keys.add("ipk_scoped_to_999_0123456789abcdef0123456789", "x", Scope::only(["999"], Access::ReadWrite));
+    let (status, answer) =
+        api.call_as("ipk_scoped_to_999_0123456789abcdef0123456789", "POST", "/posts", Some(&post_body(&["999"], None).to_string())).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (422, Some("unknown_account")));
+}
+
+#[tokio::test]
+async fn a_read_only_key_reads_and_is_refused_every_write_with_403() {
+    let api = scoped_api().await;
+    let post_id = api.create_as(KEY_A, post_body(&[ACCOUNT], Some(LATER))).await;
+    assert_eq!(api.call_as(KEY_A_READ, "GET", &format!("/posts/{post_id}"), None).await.0, 200);
+    assert_eq!(api.list_all_as(KEY_A_READ, "").await.0, std::slice::from_ref(&post_id));
+    let uri = format!("/posts/{post_id}");
+    let body = post_body(&[ACCOUNT], None).to_string();
+    for (method, uri, body) in [("POST", "/posts", Some(body.as_str())), ("PATCH", &uri, Some(r#"{"caption":"x"}"#)), ("DELETE", &uri, None)] {
+        let (status, answer) = api.call_as(KEY_A_READ, method, uri, body).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("read_only_key")), "{method} {uri}: {answer}");
+    }
+    assert_eq!(api.store.post_count(), 1);
+    let d = api.store.get_destination(&post_id, ACCOUNT).await.unwrap().unwrap();
+    assert_eq!((d.state, d.history.len()), (DestState::Scheduled, 1));
+    // Even on another brand's post the answer is the key's, and says nothing of the post.
+    let theirs = api.create_as(KEY_B, post_body(&[OTHER], None)).await;
+    assert_eq!(api.call_as(KEY_A_READ, "DELETE", &format!("/posts/{theirs}"), None).await.0, 403);
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_refused_and_use_is_recorded_at_most_once_a_minute() {
+    let api = scoped_api().await;
+    for _ in 0..3 {
+        assert_eq!(api.call_as(KEY_A, "GET", "/posts", None).await.0, 200);
+    }
+    let touches: Vec<_> = api.keys.touches.lock().unwrap().iter().filter(|(h, _)| *h == hash(KEY_A)).cloned().collect();
+    assert_eq!(touches, [(hash(KEY_A), NOW)], "the clock stands still: one write");
+    api.keys.revoke(KEY_A);
+    let (status, answer) = api.call_as(KEY_A, "GET", "/posts", None).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("unauthorized")));
+}
+
+// ---- idempotency keys ----
+
+#[tokio::test]
+async fn an_idempotency_key_is_the_api_keys_own_and_bound_to_the_request() {
+    let api = scoped_api().await;
+    let keyed = |key: &str, body: &str| with_body(request_as(key, "POST", "/posts", Some(body)).header("idempotency-key", "1"), Some(body));
+    let body = post_body(&[ACCOUNT], Some(LATER)).to_string();
+    let (status, first, _) = api.send(keyed(KEY_A, &body)).await;
+    assert_eq!(status, 201, "{first}");
+
+    // The same request again, even with its fields in another order and other spacing.
+    let reordered = r#"{ "accounts": ["17841400000000001"], "publish_at": "2026-11-23T12:00:00Z",
+        "media": [{"type": "image", "url": "https://cdn.example.com/coat.jpg"}], "caption": "Autumn sale #coats" }"#;
+    for again in [body.as_str(), reordered] {
+        let (status, replay, response) = api.send(keyed(KEY_A, again)).await;
+        assert_eq!((status, &replay["post_id"]), (200, &first["post_id"]), "{replay}");
+        assert_eq!(response.headers()["idempotent-replayed"], "true");
+    }
+
+    // The same key with another body: refused, nothing written.
+    let other = post_body(&[ACCOUNT], None).to_string();
+    let (status, answer, _) = api.send(keyed(KEY_A, &other)).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!((answer["error"]["code"].as_str(), answer["error"]["field"].as_str()), (Some("idempotency_key_reused"), Some("Idempotency-Key")));
+    assert_eq!((api.store.post_count(), api.store.delivery_count()), (1, 1));
+
+    // Another client's "1" is its own: a new post, for its own account.
+    let theirs = post_body(&[OTHER], Some(LATER)).to_string();
+    let (status, b, _) = api.send(keyed(KEY_B, &theirs)).await;
+    assert_eq!(status, 201, "{b}");
+    assert_ne!(b["post_id"], first["post_id"]);
+    assert_eq!(b["destinations"][0]["account_id"], OTHER);
+    // Even with the very same body, another key's "1" is another post.
+    let (status, agency, _) = api.send(keyed(KEY_AB, &body)).await;
+    assert_eq!(status, 201, "{agency}");
+    assert_eq!(api.store.post_count(), 3);
+    assert_eq!(api.store.delivery_expires_at(super::SOURCE, &format!("{}#1", hash(KEY_B))), Some(NOW.unix_timestamp() + crate::store::DELIVERY_MEMORY_SECS));
+}
+
+// ---- cursors ----
+
+#[tokio::test]
+async fn a_changed_forged_or_borrowed_cursor_is_400_invalid_query() {
+    let api = scoped_api().await;
+    for _ in 0..3 {
+        api.create_as(KEY_A, post_body(&[ACCOUNT], None)).await;
+        api.create_as(KEY_B, post_body(&[OTHER], None)).await;
+    }
+    let (_, page) = api.call_as(KEY_A, "GET", "/posts?limit=1", None).await;
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    assert_eq!(api.call_as(KEY_A, "GET", &format!("/posts?limit=1&cursor={cursor}"), None).await.0, 200);
+
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut changed = b64.decode(&cursor).unwrap();
+    changed[2] ^= 0x01;
+    let changed = b64.encode(changed);
+    // The cursors of before: the store's own key, unsigned.
+    let unsigned = b64.encode(br#"{"pk":"POST#01KAT0000000000000000000AB","sk":"DEST#17841400000000002"}"#);
+    let refused = [
+        (KEY_A, format!("limit=1&cursor={changed}")),
+        (KEY_A, format!("limit=1&cursor={unsigned}")),
+        (KEY_A, "limit=1&cursor=bm90LWEtY3Vyc29y".to_string()),
+        // A's cursor given by B, or with other filters.
+        (KEY_B, format!("limit=1&cursor={cursor}")),
+        (KEY_AB, format!("limit=1&cursor={cursor}")),
+        (KEY_A, format!("limit=1&state=QUEUED&cursor={cursor}")),
+        (KEY_A, format!("limit=1&account={ACCOUNT}&cursor={cursor}")),
+    ];
+    for (key, query) in refused {
+        let (status, body) = api.call_as(key, "GET", &format!("/posts?{query}"), None).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!((body["error"]["code"].as_str(), body["error"]["field"].as_str()), (Some("invalid_query"), Some("cursor")), "{query}");
+    }
+}
+
+#[tokio::test]
+async fn a_key_with_several_accounts_lists_them_newest_first_and_others_change_no_page() {
+    let api = scoped_api().await;
+    let mut expected = Vec::new();
+    // A's older posts, then a run of B's and shared ones: the merge must not give an old one
+    // of A before B's newer ones.
+    for i in 0..7 {
+        let accounts: &[&str] = match i {
+            0..3 => &[ACCOUNT],
+            3 | 5 => &[OTHER],
+            _ => &[ACCOUNT, OTHER],
+        };
+        let post_id = api.create_as(KEY_AB, post_body(accounts, None)).await;
+        // A second apart, as the clock stands still.
+        for mut d in api.store.list_destinations(&post_id).await.unwrap() {
+            d.created_at = NOW + time::Duration::seconds(i);
+            api.store.save_destination(&mut d).await.unwrap();
+        }
+        expected.push(post_id);
+    }
+    expected.reverse();
+    let (ids, lengths) = api.list_all_as(KEY_AB, "limit=2").await;
+    assert_eq!(ids, expected, "each post once, newest first");
+
+    // Brand C posts a lot: the agency's pages are exactly as they were.
+    api.keys.add("ipk_brand_c_0123456789abcdef0123456789abcdef", "brand c", Scope::only([THIRD], Access::ReadWrite));
+    for _ in 0..9 {
+        api.create_as("ipk_brand_c_0123456789abcdef0123456789abcdef", post_body(&[THIRD], None)).await;
+    }
+    assert_eq!(api.list_all_as(KEY_AB, "limit=2").await, (ids.clone(), lengths.clone()));
+    assert_eq!(api.list_all_as(KEY_AB, "limit=3&state=QUEUED").await.0, expected);
+    assert_eq!(api.list_all_as(KEY, "limit=4").await.0.len(), 16);
+
+    // Pages the store cuts short (DynamoDB stops at 1 MB): still each post once, in order.
+    api.store.page_cap.store(1, std::sync::atomic::Ordering::Relaxed);
+    for limit in [2, 3, 5] {
+        assert_eq!(api.list_all_as(KEY_AB, &format!("limit={limit}")).await.0, expected, "limit {limit}");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_edit_of_another_keys_post_is_answered_as_for_a_post_that_does_not_exist() {
+    let api = scoped_api().await;
+    let theirs = api.create_as(KEY_B, post_body(&[OTHER], Some(LATER))).await;
+    let missing = "01KAT0000000000000000000AB";
+    for body in [r#"{"caption":"x"}"#, "{", r#"{"accounts":["1"]}"#, "{}"] {
+        let (status, on_theirs) = api.call_as(KEY_A, "PATCH", &format!("/posts/{theirs}"), Some(body)).await;
+        let (_, on_missing) = api.call_as(KEY_A, "PATCH", &format!("/posts/{missing}"), Some(body)).await;
+        let without_ids = |v: &Value| v.to_string().replace(&theirs, "ID").replace(missing, "ID");
+        assert_eq!(without_ids(&on_theirs), without_ids(&on_missing), "{body}: {status}");
+    }
 }
