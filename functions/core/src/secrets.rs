@@ -8,7 +8,7 @@
 //! | `ACCOUNT_SECRET_PREFIX` + IG user id | [`account_token_json`]: `{"access_token": "..."}` (or the bare token) |
 //! | `STATUS_WEBHOOK_SECRET_NAME` | the `whsec_...` status webhook signing secret, as plain text |
 //! | `META_APP_SECRET_NAME` | [`AppCredentials`]: the Meta app's id and secrets, JSON |
-//! | `ROUTE_SECRET_PREFIX` + source/tenant | a route's signing secrets (see [`route_secrets`](crate::route_secrets)) |
+//! | `ROUTE_SECRET_PREFIX` + source/tenant | a route's signing secrets (see `route_secrets.rs`, which reads them) |
 //!
 //! Errors name the secret and what it must hold, never what it holds.
 
