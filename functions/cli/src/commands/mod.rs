@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod import;
 pub mod mcp;
 pub mod posts;
+pub mod queues;
 
 use std::sync::Arc;
 

@@ -10,6 +10,7 @@ mod media;
 mod operations;
 mod pipeline;
 mod posts_api;
+mod queues;
 mod sample_events;
 mod secret_hygiene;
 mod sources;
