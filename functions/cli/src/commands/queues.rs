@@ -242,9 +242,10 @@ impl FailedEvent {
         }
     }
 
-    /// `--function F`: the function's name, or its name without the stack's prefix.
+    /// `--function F`: the deployed name (`<stack>-create-container`), or the function's own
+    /// name (`create-container`) that the deployed name ends with.
     fn is_of(&self, function: &str) -> bool {
-        self.function == function || self.function.ends_with(&format!("-{function}"))
+        self.function == function || (FUNCTIONS.contains(&function) && self.function.ends_with(&format!("-{function}")))
     }
 
     fn destination(&self) -> String {
@@ -278,6 +279,21 @@ impl FailedEvent {
         )
     }
 }
+
+/// The functions' own names (the function table's), which the deployed names end with.
+const FUNCTIONS: [&str; 8] = {
+    use instapipe_core::functions::{self as table, Function as _};
+    [
+        table::IngestWebhook::NAME,
+        table::IngestEvent::NAME,
+        table::CreateContainer::NAME,
+        table::PollStatus::NAME,
+        table::Publish::NAME,
+        table::Sweep::NAME,
+        table::RefreshTokens::NAME,
+        table::Notify::NAME,
+    ]
+};
 
 /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]` → NAME.
 fn function_name(arn: &str) -> &str {
@@ -634,7 +650,8 @@ mod tests {
         assert_eq!((event.post_id.as_deref(), event.account_id.as_deref()), (Some("P1"), Some("A1")));
         assert_eq!(event.error.as_deref(), Some("throttled (Runtime.Error)"));
         assert_eq!((event.invocations, event.received), (Some(3), 1));
-        assert!(event.is_of("create-container") && event.is_of("ip-create-container") && !event.is_of("container"));
+        assert!(event.is_of("create-container") && event.is_of("ip-create-container"));
+        assert!(!event.is_of("container") && !event.is_of("poll-status"));
         assert!(event.line().contains("RetriesExhausted after 3 invocations: throttled"), "{}", event.line());
     }
 
