@@ -8,7 +8,7 @@ use instapipe_core::account::LoginFlavour;
 pub use crate::output::OutputFormat;
 
 #[derive(Debug, Parser)]
-#[command(name = "instapipe", version, about = "Operate instapipe: accounts, posts and CSV imports")]
+#[command(name = "instapipe", version, about = "Operate instapipe: accounts, posts, CSV imports and the failure queues")]
 #[command(after_help = "Configured like the functions (TABLE_NAME, SCHEDULE_GROUP, ... and the AWS_* variables), \
 from the environment or an --env-file; `instapipe --local ...` works against `make run`. \
 See the README's \"Operator CLI\" section.")]
@@ -48,6 +48,9 @@ pub enum Command {
     /// API keys of the posts API: create (shown once), list, revoke
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Events Lambda could not deliver (the on-failure queues): show them, deliver them again
+    #[command(subcommand)]
+    Queues(QueuesCommand),
     /// An MCP server over stdio for AI assistants: post through the posts API
     /// (reads INSTAPIPE_API_URL and INSTAPIPE_API_KEY from the environment)
     Mcp,
@@ -222,4 +225,25 @@ pub struct ImportArgs {
     /// Check every row and report; write nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueuesCommand {
+    /// Every message of the async on-failure queue and the stream failure queue (left in them):
+    /// function, post and account, Lambda's condition and the error, when, how often
+    Show {
+        /// Only this function's messages (e.g. create-container, or the deployed name)
+        #[arg(long)]
+        function: Option<String>,
+    },
+    /// Invoke each failed asynchronous event's function again with its event, and re-arm the
+    /// destinations of each failed stream batch; a message is deleted once that was accepted
+    Redrive {
+        /// Say what would be done; do nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Only this function's messages (e.g. create-container, or the deployed name)
+        #[arg(long)]
+        function: Option<String>,
+    },
 }

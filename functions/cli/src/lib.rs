@@ -25,7 +25,7 @@ pub use commands::{Ctx, CliError};
 /// 1: done, but some rows or accounts had a problem the output names). With `--output json` the
 /// commands' text goes nowhere and one JSON object (see [`output`]) is written instead.
 pub async fn run(cli: Cli, ctx: &Ctx, out: &mut dyn Write) -> Result<u8, CliError> {
-    use args::{AccountsCommand, Command, PostsCommand};
+    use args::{AccountsCommand, Command, PostsCommand, QueuesCommand};
     let mut no_text = std::io::sink();
     let (text, json): (&mut dyn Write, Option<&mut dyn Write>) = match cli.output {
         output::OutputFormat::Text => (out, None),
@@ -110,6 +110,23 @@ pub async fn run(cli: Cli, ctx: &Ctx, out: &mut dyn Write) -> Result<u8, CliErro
                 }
             }
             Ok(0)
+        }
+        Command::Queues(QueuesCommand::Show { function }) => {
+            let deps = commands::queues::QueueDeps::from_env().await;
+            let shown = commands::queues::show(&deps, function.as_deref(), text).await?;
+            if let Some(out) = json {
+                output::write_json(out, &shown)?;
+            }
+            Ok(0)
+        }
+        Command::Queues(QueuesCommand::Redrive { dry_run, function }) => {
+            let deps = commands::queues::QueueDeps::from_env().await;
+            let options = commands::queues::RedriveOptions { dry_run, function };
+            let (code, redriven) = commands::queues::redrive(ctx, &deps, &options, text).await?;
+            if let Some(out) = json {
+                output::write_json(out, &redriven)?;
+            }
+            Ok(code)
         }
         Command::Mcp => commands::mcp::serve_from_env().await.map(|_| 0),
         Command::Import(import) => {

@@ -8,6 +8,7 @@ pub mod fault_proxy;
 pub mod filter;
 pub mod functions;
 pub mod http_server;
+pub mod invoke_api;
 pub mod lambda;
 pub mod schedules;
 pub mod services;

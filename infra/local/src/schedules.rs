@@ -29,7 +29,7 @@ impl Targets {
         Targets { by_arn }
     }
 
-    fn function(&self, arn: &str) -> Option<Function> {
+    pub fn function(&self, arn: &str) -> Option<Function> {
         self.by_arn.get(arn).copied().or_else(|| {
             // arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
             let unqualified = arn.splitn(8, ':').take(7).collect::<Vec<_>>().join(":");

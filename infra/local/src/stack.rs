@@ -47,6 +47,9 @@ pub struct LocalStack {
     pub invoker: Arc<AsyncInvoker>,
     /// The on-failure destinations (SQS queues in moto).
     pub failure_queues: Arc<FailureQueues>,
+    /// `http://127.0.0.1:PORT`, where the runners answer Lambda's Invoke API (`invoke_api`):
+    /// the CLI's `AWS_ENDPOINT_URL_LAMBDA`.
+    pub lambda_url: String,
     /// ingest-event's dependencies (see `deliver_event`).
     ingest_event: Ingest,
     pub dynamodb_url: String,
@@ -71,7 +74,7 @@ fn duplicator(settings: &Settings, lane: u64) -> Arc<stream::Duplicator> {
 }
 
 /// Clients for the local endpoints, whatever `AWS_*` variables the shell has.
-fn local_sdk_config() -> SdkConfig {
+pub fn local_sdk_config() -> SdkConfig {
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -198,6 +201,10 @@ impl LocalStack {
                 _ => format!("cannot listen on port {}: {e}", settings.http_port),
             })?;
         let base_url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+        let invoke_listener =
+            tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| format!("cannot listen for the Invoke API: {e}"))?;
+        let lambda_url = format!("http://{}", invoke_listener.local_addr().map_err(|e| e.to_string())?);
+        let invoke_api = Arc::new(crate::invoke_api::InvokeApi { targets: targets.clone(), invoker: invoker.clone() });
         let tasks = vec![
             tokio::spawn(stream::run(streams, delivery, duplicator(&settings, 0))),
             tokio::spawn(schedules::run(clients.scheduler.clone(), config.schedule_group().to_string(), targets, invoker.clone(), firing)),
@@ -205,6 +212,9 @@ impl LocalStack {
                 let _ = axum::serve(listener, http_server::router(ingest_webhook)).await;
             }),
             tokio::spawn(run_sweep(invoker.clone(), settings.sweep_every)),
+            tokio::spawn(async move {
+                let _ = axum::serve(invoke_listener, crate::invoke_api::router(invoke_api)).await;
+            }),
         ];
         Ok(LocalStack {
             store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), config.table_name())),
@@ -217,6 +227,7 @@ impl LocalStack {
             functions,
             invoker,
             failure_queues,
+            lambda_url,
             ingest_event,
             dynamodb_url,
             moto_url,
@@ -281,7 +292,10 @@ impl LocalStack {
             ("AWS_ENDPOINT_URL_SCHEDULER", self.moto_url.clone()),
             ("AWS_ENDPOINT_URL_SECRETS_MANAGER", self.moto_url.clone()),
             ("AWS_ENDPOINT_URL_SQS", self.moto_url.clone()),
+            ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", self.dynamodb_url.clone()),
+            ("AWS_ENDPOINT_URL_LAMBDA", self.lambda_url.clone()),
             ("ASYNC_FAILURE_QUEUE_URL", self.failure_queues.async_url.clone()),
+            ("STREAM_FAILURE_QUEUE_URL", self.failure_queues.stream_url.clone()),
             ("TABLE_NAME", c.table_name().to_string()),
             ("SCHEDULE_GROUP", schedules.group.clone()),
             ("SCHEDULER_ROLE_ARN", schedules.role_arn.clone()),

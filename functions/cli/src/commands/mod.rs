@@ -6,6 +6,7 @@ pub mod keys;
 pub mod mcp;
 pub mod posts;
 pub mod routes;
+pub mod queues;
 
 use std::sync::Arc;
 

@@ -100,20 +100,58 @@ async fn sweep_one(deps: &Pipeline, policy: &WatchdogPolicy, mut dest: Destinati
             return Ok(Swept::Moved);
         }
         tracing::warn!(rearms = dest.rearms, "overdue; restarting its step");
-        let key = DestinationKey { post_id: dest.post_id.clone(), account_id: dest.account_id.clone() };
-        match state {
-            DestState::Scheduled | DestState::Queued => create_container::start(deps, key).await?,
-            // Containers saved, no poll arranged yet: creation resumes.
-            DestState::Processing if dest.poll_attempt == 0 => create_container::start(deps, key).await?,
-            DestState::Processing | DestState::Deferred => {
-                let input = PollInput { post_id: key.post_id, account_id: key.account_id, attempt: dest.poll_attempt };
-                poll_status::handle(deps, input).await?
-            }
-            DestState::Ready | DestState::Publishing => publish::publish(deps, key).await?,
-            _ => {}
-        }
+        restart_step(deps, &dest).await?;
         Ok(Swept::Rearmed)
     }
     .instrument(span)
     .await
+}
+
+/// Runs the handler of the step the destination stopped at (each is idempotent).
+async fn restart_step(deps: &Pipeline, dest: &Destination) -> Result<()> {
+    let key = DestinationKey { post_id: dest.post_id.clone(), account_id: dest.account_id.clone() };
+    match dest.state {
+        DestState::Scheduled | DestState::Queued => create_container::start(deps, key).await,
+        // Containers saved, no poll arranged yet: creation resumes.
+        DestState::Processing if dest.poll_attempt == 0 => create_container::start(deps, key).await,
+        DestState::Processing | DestState::Deferred => {
+            let input = PollInput { post_id: key.post_id, account_id: key.account_id, attempt: dest.poll_attempt };
+            poll_status::handle(deps, input).await
+        }
+        DestState::Ready | DestState::Publishing => publish::publish(deps, key).await,
+        _ => Ok(()),
+    }
+}
+
+/// What [`rearm_now`] did with a destination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rearmed {
+    /// Re-armed (counted in `rearms`, noted in its history) and its step started again from this state.
+    Restarted(DestState),
+    /// Final, or waiting for a person (AWAITING_AUTH): nothing to restart.
+    NothingToRestart(DestState),
+    /// No such destination (never stored, or its post is gone).
+    Missing,
+    /// Another invocation moved it while this one looked; that one carries it on.
+    Moved,
+}
+
+/// Re-arms one destination now through the watchdog's own path ([`Destination::rearm`], then
+/// the handler of its step, with the same conditional writes): `instapipe queues redrive` for a
+/// stream batch that used up its retries, whose records cannot be delivered again. Unlike the
+/// sweep it does not wait until the destination is overdue, nor fail it after `max_rearms`:
+/// an operator asked for it. Running it twice does nothing twice (the handlers are idempotent).
+pub async fn rearm_now(deps: &Pipeline, post_id: &str, account_id: &str, why: &str) -> Result<Rearmed> {
+    let Some(mut dest) = deps.store.get_destination(post_id, account_id).await? else { return Ok(Rearmed::Missing) };
+    let state = dest.state;
+    if dest.next_move_at().is_none() {
+        return Ok(Rearmed::NothingToRestart(state));
+    }
+    dest.rearm(why, deps.clock.now())?;
+    if !steps::save_or_yield(deps, &mut dest).await? {
+        return Ok(Rearmed::Moved);
+    }
+    tracing::warn!(post_id, account_id, rearms = dest.rearms, why, "re-armed by an operator; restarting its step");
+    restart_step(deps, &dest).await?;
+    Ok(Rearmed::Restarted(state))
 }

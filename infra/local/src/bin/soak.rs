@@ -7,18 +7,26 @@
 //! cargo run -p instapipe-local --bin soak -- --posts 1000 --rate 1.8 --drain 300
 //! ```
 //!
+//! - posts: feed images, Reels, carousels, stories, Shopify and WordPress posts, scheduled posts
+//!   through the posts API (some then rescheduled, some cancelled), and groups of posts sharing
+//!   one caption;
 //! - the Graph API simulator answers 10 % of calls with a 5xx (nothing done), carries out 2 %
 //!   but answers them only after the client's timeout — and the first and then 20 % of carousel
 //!   container creations, so that retries meet carousel items already used — and loses the
-//!   answer of 2 % of successful publishes (seeded);
-//! - the local runner delivers 10 % of stream records and of schedule firings twice (seeded);
+//!   answer of 5 % of successful publishes (`--lost-publish`; seeded);
+//! - the fault proxy answers 5 % of the functions' DynamoDB, Scheduler and Secrets Manager
+//!   calls with a throttle or a 5xx (`--aws-errors`, half each);
+//! - the local runner kills 2 % of invocations mid-handler (`--kill-rate`), fires schedules up
+//!   to 3 s late (`--late-ms`), and delivers 10 % of stream records and of schedule firings
+//!   twice (seeded);
 //! - every webhook is sent twice with the same id (generic, Shopify and WordPress; the second
 //!   time signed again with the current time).
 //!
 //! Printed at the end: posts accepted, published, failed (by reason), lost (accepted but in no
-//! final state after the drain) and duplicated (published more than once on the simulator).
-//! Exit code 1 when anything was lost or duplicated, or a carousel failed on a refused
-//! carousel container (a late answer must never become a failure).
+//! final state after the drain), duplicated (published more than once on the simulator), wrong
+//! media, stuck (not final within its deadline plus one sweep) and re-armed by the watchdog.
+//! Exit code 1 when anything was lost, duplicated, recorded against the wrong media or stuck, or
+//! a carousel failed on a refused carousel container (a late answer must never become a failure).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -29,6 +37,7 @@ use instapipe_core::post::{DestState, Destination};
 use instapipe_test_support::samples;
 use instapipe_test_support::signing::shopify_signature;
 use instapipe_local::LocalStack;
+use instapipe_local::fault_proxy::AwsFaults;
 use instapipe_local::settings::Settings;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -50,8 +59,8 @@ struct Args {
     kill_rate: f64,
     /// Schedules fire up to this late.
     late: Duration,
-    /// Share of DynamoDB / Scheduler / Secrets Manager calls answered with an error: handed to
-    /// the aws-faults fault proxy as INSTAPIPE_AWS_ERROR_RATE (no effect until that proxy is in).
+    /// Share of the functions' DynamoDB / Scheduler / Secrets Manager calls the fault proxy
+    /// answers with an error: half throttles, half 5xx.
     aws_errors: f64,
     lost_publish: f64,
 }
@@ -107,6 +116,8 @@ enum Source {
     Scheduled,
     /// A generic image whose caption several posts to the first account share.
     SharedCaption,
+    /// A generic image story (no caption on Instagram: told apart by its media URL).
+    GenericStory,
 }
 
 /// What the soak does to a scheduled post after creating it.
@@ -139,6 +150,7 @@ fn source_of(i: usize) -> Source {
         5 | 15 => Source::GenericCarousel,
         1 => Source::Scheduled,
         9 | 19 => Source::SharedCaption,
+        4 | 14 => Source::GenericStory,
         _ => Source::GenericImage,
     }
 }
@@ -176,6 +188,8 @@ fn webhook(stack: &LocalStack, i: usize) -> Webhook {
                     { "url": format!("https://cdn.example.com/soak/{i}-1.jpg"), "type": "image" },
                     { "url": format!("https://cdn.example.com/soak/{i}-2.jpg"), "type": "image" },
                 ]),
+                // The URL carries the post number: a story's media has no caption to read it from.
+                Source::GenericStory => json!([{ "url": format!("https://cdn.example.com/soak/story-soak-{i:06}.jpg"), "type": "image" }]),
                 _ => json!([{ "url": format!("https://cdn.example.com/soak/{i}.jpg"), "type": "image" }]),
             };
             // Every tenth generic post goes to two accounts.
@@ -186,6 +200,9 @@ fn webhook(stack: &LocalStack, i: usize) -> Webhook {
                 Source::SharedCaption => {
                     body["caption"] = json!(shared_caption(i));
                     body["accounts"] = json!([ACCOUNTS[0].0]);
+                }
+                Source::GenericStory => {
+                    body["options"] = json!({ "placement": "story" });
                 }
                 Source::Scheduled => {
                     let at = OffsetDateTime::now_utc() + Duration::from_secs(5 + (i % 7) as u64);
@@ -211,10 +228,20 @@ async fn change(http: &reqwest::Client, stack: &LocalStack, tally: &Mutex<Tally>
             http.patch(&url).json(&json!({ "publish_at": at.format(&time::format_description::well_known::Rfc3339).unwrap() }))
         }
     };
-    let answer = match request.bearer_auth(&stack.settings.api_key).send().await {
-        Ok(r) => (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null)),
-        Err(e) => (0, json!(e.to_string())),
-    };
+    let request = request.bearer_auth(&stack.settings.api_key);
+    // Sent again while answered 5xx (an AWS fault that outlived the SDK's retries), as a client would.
+    let mut answer = (0, Value::Null);
+    for attempt in 0..5u64 {
+        let Some(attempt_request) = request.try_clone() else { break };
+        answer = match attempt_request.send().await {
+            Ok(r) => (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null)),
+            Err(e) => (0, json!(e.to_string())),
+        };
+        if answer.0 != 0 && answer.0 < 500 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500 * (attempt + 1))).await;
+    }
     let mut t = tally.lock().unwrap();
     match (what, answer.0, answer.1["state"].as_str()) {
         (Change::Cancel, 200, Some("CANCELLED")) => {
@@ -222,6 +249,25 @@ async fn change(http: &reqwest::Client, stack: &LocalStack, tally: &Mutex<Tally>
         }
         (Change::Reschedule, 200, _) => t.rescheduled += 1,
         _ => t.changes_refused.push(format!("{what:?} {post_id}: {} {}", answer.0, answer.1)),
+    }
+}
+
+/// Sends the webhook, again (signed anew) while it is answered 5xx or not at all, as webhook
+/// senders and API clients retry: a 5xx (an AWS fault that outlived the SDK's retries) stored
+/// nothing or something the next delivery finds. (status, answer, attempts beyond the first).
+async fn send_retrying(http: &reqwest::Client, stack: &LocalStack, w: &Webhook) -> (Result<(u16, Value), String>, usize) {
+    let mut again = 0;
+    loop {
+        let answer = send(http, stack, w).await;
+        let retry = match &answer {
+            Ok((status, _)) => *status >= 500,
+            Err(_) => true,
+        };
+        if !retry || again == 4 {
+            return (answer, again);
+        }
+        again += 1;
+        tokio::time::sleep(Duration::from_millis(500 * again as u64)).await;
     }
 }
 
@@ -276,6 +322,8 @@ struct Tally {
     rescheduled: usize,
     /// Changes the API refused (e.g. the post had already started).
     changes_refused: Vec<String>,
+    /// Requests answered 5xx (or not at all) and sent again.
+    resent_after_5xx: usize,
 }
 
 fn progress(message: impl AsRef<str>) {
@@ -303,7 +351,7 @@ async fn main() {
     settings.kills = instapipe_local::lambda::KillPlan { rate: args.kill_rate, functions: Default::default(), window: Duration::from_millis(300) };
     settings.kill_seed = args.seed;
     settings.schedule_lateness = args.late;
-    aws_fault_hook(&mut settings, args.aws_errors);
+    aws_fault_hook(&mut settings, args.aws_errors, args.seed);
     let sim = SimConfig {
         image_delay: Duration::from_millis(300),
         video_delay: Duration::from_secs(3),
@@ -322,6 +370,7 @@ async fn main() {
     };
     progress(format!(
         "{} posts at {}/s; simulator: 5xx {:.0} %, answered late {:.0} % and carousel containers {:.0} % ({} s vs 2 s client timeout), lost publish answers {:.0} %, seed {}; \
+         AWS: {:.1} % throttled and {:.1} % 5xx (DynamoDB, Scheduler, Secrets Manager); \
          runner: {:.0} % of stream records and schedule firings delivered twice, {:.0} % of invocations killed, schedules up to {} ms late; every webhook sent twice; logs in {}",
         args.posts,
         args.rate,
@@ -331,6 +380,8 @@ async fn main() {
         sim.timeout.as_secs(),
         sim.lost_publish_rate * 100.0,
         sim.seed,
+        settings.aws_faults.throttle_rate * 100.0,
+        settings.aws_faults.error_rate * 100.0,
         settings.duplicate_rate * 100.0,
         settings.kills.rate * 100.0,
         settings.schedule_lateness.as_millis(),
@@ -357,11 +408,12 @@ async fn main() {
         sends.push(tokio::spawn(async move {
             let (stack, tally) = (stack2, tally2);
             let w = webhook(&stack, i);
-            let first = send(&http, &stack, &w).await;
-            let second = send(&http, &stack, &w).await;
+            let (first, resent1) = send_retrying(&http, &stack, &w).await;
+            let (second, resent2) = send_retrying(&http, &stack, &w).await;
             drop(permit);
             let mut t = tally.lock().unwrap();
             t.webhooks_sent += 2;
+            t.resent_after_5xx += resent1 + resent2;
             match first {
                 Ok((202, answer)) => {
                     let Some(post_id) = answer["post_id"].as_str() else {
@@ -415,13 +467,11 @@ async fn main() {
     std::process::exit(if ok { 0 } else { 1 });
 }
 
-/// AWS-side errors at `rate` (DynamoDB, Scheduler, Secrets Manager). HOOK: the seeded fault
-/// proxy (branch aws-faults, INSTAPIPE_AWS_* rates) is not on this branch yet; when it lands,
-/// set its error rate here. Until then no AWS error is injected, and the soak says so.
-fn aws_fault_hook(_settings: &mut Settings, rate: f64) {
-    if rate > 0.0 {
-        progress(format!("AWS errors {:.0} % requested, NOT injected: the fault proxy (aws-faults) is not in this build", rate * 100.0));
-    }
+/// AWS-side errors at `rate` on the functions' DynamoDB, Scheduler and Secrets Manager calls:
+/// the stack puts its fault proxies in front of DynamoDB Local and moto when `aws_faults` is on
+/// (`LocalStack::start`), half of them answered as throttles, half as internal errors.
+fn aws_fault_hook(settings: &mut Settings, rate: f64, seed: u64) {
+    settings.aws_faults = AwsFaults { throttle_rate: rate / 2.0, error_rate: rate / 2.0, seed, ..AwsFaults::off() };
 }
 
 /// Every accepted post's destinations, read from the table.
@@ -464,6 +514,11 @@ fn post_number(caption: &str) -> Option<usize> {
     })
 }
 
+/// The post number a published media carries: in its caption, or (a story) in its media URL.
+fn media_number(m: &graph_sim::PublishedMedia) -> Option<usize> {
+    m.caption.as_deref().and_then(post_number).or_else(|| m.media_urls.iter().find_map(|url| post_number(url)))
+}
+
 /// The caption number a post's media carries: its own, or its collision group's.
 fn number_of(source: Source, i: usize) -> usize {
     if source == Source::SharedCaption { 900_000 + i / 100 } else { i }
@@ -484,7 +539,7 @@ fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Ve
     // (account, post number) → media ids published.
     let mut live: HashMap<(String, Option<usize>), Vec<String>> = HashMap::new();
     for m in &published_on_sim {
-        let number = m.caption.as_deref().and_then(post_number);
+        let number = media_number(m);
         live.entry((m.ig_user_id.clone(), number)).or_default().push(m.media_id.clone());
     }
 
@@ -517,7 +572,7 @@ fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Ve
             if let Some(media_id) = d.media_id.as_deref() {
                 recorded.entry(media_id).or_default().push(format!("{post_id}/{}", d.account_id));
                 let right = media_by_id.get(media_id).is_some_and(|m| {
-                    m.ig_user_id == d.account_id && m.caption.as_deref().and_then(post_number) == Some(number_of(source, i))
+                    m.ig_user_id == d.account_id && media_number(m) == Some(number_of(source, i))
                 });
                 if !right {
                     wrong_media.push(format!("{post_id}/{} media {media_id}", d.account_id));
@@ -609,6 +664,14 @@ fn summary(stack: &LocalStack, tally: &Mutex<Tally>, dests: &BTreeMap<String, Ve
     println!("| PUBLISHED but not on the simulator | {} |", published_not_live.len());
     println!("| Live media not matched to a post | {} |", unknown.len());
     println!("| Graph requests received by the simulator | {} |", sim.requests().len());
+    match &stack.aws_faults {
+        Some(proxies) => {
+            println!("| AWS faults injected, DynamoDB | {} |", proxies.dynamodb.counts());
+            println!("| AWS faults injected, Scheduler + Secrets Manager (moto) | {} |", proxies.moto.counts());
+        }
+        None => println!("| AWS faults injected | none (--aws-errors 0) |"),
+    }
+    println!("| Webhook / API requests answered 5xx and sent again (as senders retry) | {} |", tally.resent_after_5xx);
     println!("| Invocations (with duplicates and retries) | {} |", invocations.join(", "));
     let running: BTreeMap<&str, u64> = stack.functions.in_flight().into_iter().map(|(f, n)| (f.name(), n)).collect();
     println!("| Invocations still running at the end | {running:?} |");

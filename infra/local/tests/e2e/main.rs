@@ -12,6 +12,7 @@ mod operations;
 mod pipeline;
 mod posts_api;
 mod routes;
+mod queues;
 mod sample_events;
 mod secret_hygiene;
 mod sources;
