@@ -5,6 +5,7 @@ mod common;
 
 mod cli;
 mod cli_output;
+mod graph_calls;
 mod lambda_semantics;
 mod media;
 mod operations;
