@@ -134,15 +134,18 @@ pub enum ProcessingStage {
 /// look, placed at the learnt time, missed) moves it, so the next first look lands where the
 /// last container was found done. A learnt time is forgotten after a day so that faster
 /// processing is noticed again.
+///
+/// Every field is written, as null when nothing is learnt: an empty map attribute is stored by
+/// DynamoDB Local in a form its stream then cannot describe.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcessingTimes {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub image: Option<Learnt>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub video: Option<Learnt>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub carousel_items: Option<Learnt>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub carousel: Option<Learnt>,
 }
 

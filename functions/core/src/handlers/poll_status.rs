@@ -23,9 +23,11 @@ pub async fn handle(deps: &Pipeline, input: PollInput) -> Result<()> {
             tracing::debug!(expected = dest.poll_attempt, "stale poll; nothing to do");
             return Ok(());
         }
-        // Where this poll was placed (since creation), when it is a look we placed: a time to
-        // learn from when it finds the container done. A deferred destination's wake-up is not.
-        let placed = (dest.state == DestState::Processing)
+        // Where this poll was placed (since creation), when it is a look placed for processing:
+        // a time to learn from when it finds the container done. A deferred destination's
+        // wake-up is not, nor a poll after READY (publish found it not ready after all).
+        let first_wait = !dest.history.iter().any(|h| h.state == DestState::Ready);
+        let placed = (dest.state == DestState::Processing && first_wait)
             .then(|| dest.next_poll_at.zip(dest.container_created_at).map(|(at, created)| at - created))
             .flatten()
             .filter(|d| d.is_positive())
