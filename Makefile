@@ -16,7 +16,8 @@ VENV   := .venv
 STAMP_PY   := $(VENV)/.installed
 STAMP_NODE := node_modules/.installed
 
-# The Lambda binaries deployed by template.yaml.
+# The Lambda functions of template.yaml; each runs the one bootstrap (functions/lambda), which
+# picks its handler by the function's name.
 FUNCTIONS := ingest-webhook ingest-event create-container poll-status publish refresh-tokens notify sweep
 
 # Project-local tools (sam, cfn-lint, cargo-lambda, moto_server, zig) come first.
@@ -73,10 +74,11 @@ lint-template: deps
 	sam validate --lint --template template.yaml
 	cfn-lint template.yaml
 
-## build: release-build the Lambda functions with cargo lambda -> <target dir>/lambda/<name>/bootstrap
+## build: release-build the one bootstrap every Lambda function runs (functions/lambda) with cargo lambda, copied to <target dir>/lambda/<name>/bootstrap
 build: deps
-	cargo lambda build --release --lambda-dir $(LAMBDA_DIR) $(addprefix --bin ,$(FUNCTIONS))
+	cargo lambda build --release --lambda-dir $(LAMBDA_DIR) --bin instapipe-lambda
 	@for f in $(FUNCTIONS); do \
+	  mkdir -p $(LAMBDA_DIR)/$$f && cp $(LAMBDA_DIR)/instapipe-lambda/bootstrap $(LAMBDA_DIR)/$$f/bootstrap; \
 	  printf '  %-18s %10s bytes\n' "$$f" "$$(stat -c %s $(LAMBDA_DIR)/$$f/bootstrap)"; \
 	done
 
