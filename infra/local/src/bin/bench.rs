@@ -131,7 +131,7 @@ async fn main() {
     // The local stack's own defaults for the waits (settings.rs), spelled out so the table can say.
     settings
         .set("POLL_INLINE_CHECKS_MS", "500,1000,1500")
-        .set("POLL_INTERVAL_SECS", &POLL_INTERVAL.as_secs().to_string())
+        .set("POLL_INTERVAL_SECS", POLL_INTERVAL.as_secs().to_string())
         .set("POLL_MAX_INTERVAL_SECS", "5")
         .set("GRAPH_API_TIMEOUT_MS", "5000");
     let sim = sim_config();
