@@ -88,7 +88,7 @@ pub struct AccountUsage {
 /// `content_publishing_limit` as last read, so that it is not read before every publish (a
 /// Graph call each time, from the account's call budget). Our own publishes since are counted
 /// on it; publishes by other apps are not, so the reading is trusted only for a while
-/// ([`crate::polling::PollPolicy::quota_cache`]). Meta enforces the cap at publish time anyway
+/// (`PollPolicy::quota_cache`, in polling.rs). Meta enforces the cap at publish time anyway
 /// (9/2207042), and that answer defers the post and marks the reading used up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuotaReading {
