@@ -10,6 +10,8 @@ PYTHON ?= python3
 # --workspace` has just built: `cargo run -p instapipe-local` would resolve features for that one
 # package and compile a second copy of most dependencies (twice the disk, minutes on 2 cores).
 CARGO_BIN := $(or $(CARGO_TARGET_DIR),target)/debug
+# Where `make build` puts the release bootstraps, one directory per function.
+LAMBDA_DIR := $(or $(CARGO_TARGET_DIR),target)/lambda
 VENV   := .venv
 STAMP_PY   := $(VENV)/.installed
 STAMP_NODE := node_modules/.installed
@@ -17,7 +19,8 @@ STAMP_NODE := node_modules/.installed
 CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-# The Lambda binaries deployed by template.yaml.
+# The Lambda functions of template.yaml; each runs the one bootstrap (functions/lambda), which
+# picks its handler by the function's name.
 FUNCTIONS := ingest-webhook ingest-event create-container poll-status publish refresh-tokens notify sweep
 
 # Project-local tools (sam, cfn-lint, cargo-lambda, moto_server, zig) come first.
@@ -84,17 +87,35 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	@$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $@
 
-## build: release-build the Lambda functions with cargo lambda -> target/lambda/<name>/bootstrap
+## build: release-build the one bootstrap every Lambda function runs (functions/lambda) with cargo lambda, copied to <target dir>/lambda/<name>/bootstrap
 build: deps
-	cargo lambda build --release $(addprefix --bin ,$(FUNCTIONS))
+	cargo lambda build --release --lambda-dir $(LAMBDA_DIR) --bin instapipe-lambda
 	@for f in $(FUNCTIONS); do \
-	  printf '  %-18s %10s bytes\n' "$$f" "$$(stat -c %s target/lambda/$$f/bootstrap)"; \
+	  mkdir -p $(LAMBDA_DIR)/$$f && cp $(LAMBDA_DIR)/instapipe-lambda/bootstrap $(LAMBDA_DIR)/$$f/bootstrap; \
+	  printf '  %-18s %10s bytes\n' "$$f" "$$(stat -c %s $(LAMBDA_DIR)/$$f/bootstrap)"; \
 	done
 
-## deploy: build, then sam build + sam deploy (--guided the first time, which writes samconfig.toml)
+## deploy: build, then sam build (copies the bootstraps, compiles nothing) + sam deploy (--guided the first time, which writes samconfig.toml)
 deploy: build
-	sam build --template template.yaml
+	sam build --build-in-source --template template.yaml
 	@if [ -f samconfig.toml ]; then sam deploy; else sam deploy --guided; fi
+
+# `sam build` runs build-<LogicalId> for each function of template.yaml (BuildMethod: makefile),
+# with ARTIFACTS_DIR set: the bootstrap `make build` made is copied, never built again.
+define copy_bootstrap
+	@test -f $(LAMBDA_DIR)/$(1)/bootstrap || { echo "sam build: $(LAMBDA_DIR)/$(1)/bootstrap is missing; run \`make build\` first (\`make deploy\` does)" >&2; exit 1; }
+	cp $(LAMBDA_DIR)/$(1)/bootstrap $(ARTIFACTS_DIR)/bootstrap
+endef
+.PHONY: build-IngestWebhookFunction build-IngestEventFunction build-CreateContainerFunction build-PollStatusFunction \
+	build-PublishFunction build-RefreshTokensFunction build-NotifyFunction build-SweepFunction
+build-IngestWebhookFunction: ; $(call copy_bootstrap,ingest-webhook)
+build-IngestEventFunction: ; $(call copy_bootstrap,ingest-event)
+build-CreateContainerFunction: ; $(call copy_bootstrap,create-container)
+build-PollStatusFunction: ; $(call copy_bootstrap,poll-status)
+build-PublishFunction: ; $(call copy_bootstrap,publish)
+build-RefreshTokensFunction: ; $(call copy_bootstrap,refresh-tokens)
+build-NotifyFunction: ; $(call copy_bootstrap,notify)
+build-SweepFunction: ; $(call copy_bootstrap,sweep)
 
 ## clean: remove build outputs (target/, .aws-sam/); keeps the installed tools
 clean:

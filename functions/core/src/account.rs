@@ -77,6 +77,118 @@ pub struct AccountUsage {
     /// Throttles in a row, for the backoff when Meta gives no time.
     #[serde(default)]
     pub throttles_in_a_row: u32,
+    /// The publishing quota as last read, and our publishes since (see [`QuotaReading`]).
+    #[serde(default)]
+    pub publishing: Option<QuotaReading>,
+    /// How long Meta took lately to process this account's containers (see [`ProcessingTimes`]).
+    #[serde(default)]
+    pub processing: ProcessingTimes,
+}
+
+/// `content_publishing_limit` as last read, so that it is not read before every publish (a
+/// Graph call each time, from the account's call budget). Our own publishes since are counted
+/// on it; publishes by other apps are not, so the reading is trusted only for a while
+/// (`PollPolicy::quota_cache`, in polling.rs). Meta enforces the cap at publish time anyway
+/// (9/2207042), and that answer defers the post and marks the reading used up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaReading {
+    pub usage: u32,
+    pub total: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub read_at: OffsetDateTime,
+    /// Publishes by instapipe since the reading.
+    #[serde(default)]
+    pub published_since: u32,
+}
+
+impl QuotaReading {
+    /// Publishes left by our count (an overestimate of usage: old publishes leave the
+    /// rolling window unseen).
+    pub fn left(&self) -> u32 {
+        self.total.saturating_sub(self.usage + self.published_since)
+    }
+
+    /// Read the quota again when the reading is older than `max_age`, or when few publishes
+    /// are left (a tenth of the cap, at least one): there the answer decides.
+    pub fn worth_reading(&self, now: OffsetDateTime, max_age: std::time::Duration) -> bool {
+        let near = (self.total / 10).max(1);
+        now - self.read_at >= max_age || self.left() <= near
+    }
+}
+
+/// Which wait a destination is in; each has its own processing time per account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcessingStage {
+    /// A single image (feed or story).
+    Image,
+    /// A single video (Reel or video story).
+    Video,
+    /// A carousel's items, from the last item's creation until all are finished.
+    CarouselItems,
+    /// A carousel's container, from its creation (once its items are finished) until it is.
+    Carousel,
+}
+
+/// Processing times learnt per stage, in milliseconds after the container's creation: the
+/// time of the look that found it finished. Only a look later than the learnt time (the first
+/// look, placed at the learnt time, missed) moves it, so the next first look lands where the
+/// last container was found done. A learnt time is forgotten after a day so that faster
+/// processing is noticed again.
+///
+/// Every field is written, as null when nothing is learnt: an empty map attribute is stored by
+/// DynamoDB Local in a form its stream then cannot describe.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessingTimes {
+    #[serde(default)]
+    pub image: Option<Learnt>,
+    #[serde(default)]
+    pub video: Option<Learnt>,
+    #[serde(default)]
+    pub carousel_items: Option<Learnt>,
+    #[serde(default)]
+    pub carousel: Option<Learnt>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Learnt {
+    pub ms: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// How long a learnt processing time is trusted.
+const LEARNT_FOR: time::Duration = time::Duration::days(1);
+
+impl ProcessingTimes {
+    fn slot(&mut self, stage: ProcessingStage) -> &mut Option<Learnt> {
+        match stage {
+            ProcessingStage::Image => &mut self.image,
+            ProcessingStage::Video => &mut self.video,
+            ProcessingStage::CarouselItems => &mut self.carousel_items,
+            ProcessingStage::Carousel => &mut self.carousel,
+        }
+    }
+
+    pub fn get(&self, stage: ProcessingStage, now: OffsetDateTime) -> Option<std::time::Duration> {
+        let learnt = match stage {
+            ProcessingStage::Image => self.image,
+            ProcessingStage::Video => self.video,
+            ProcessingStage::CarouselItems => self.carousel_items,
+            ProcessingStage::Carousel => self.carousel,
+        };
+        learnt.filter(|l| now - l.at < LEARNT_FOR).map(|l| std::time::Duration::from_millis(l.ms))
+    }
+
+    /// A container of `stage` was found finished by the look at `found` after its creation.
+    /// Returns whether that changed what is known (worth a write).
+    pub fn learn(&mut self, stage: ProcessingStage, found: std::time::Duration, now: OffsetDateTime) -> bool {
+        let known = self.get(stage, now);
+        if known.is_some_and(|k| found <= k) {
+            return false;
+        }
+        *self.slot(stage) = Some(Learnt { ms: found.as_millis().min(u128::from(u64::MAX)) as u64, at: now });
+        true
+    }
 }
 
 impl AccountUsage {
@@ -125,5 +237,39 @@ mod tests {
             fresh.throttle(now, 0);
         }
         assert!(fresh.throttled_until.unwrap() <= now + std::time::Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn the_quota_is_read_again_when_stale_or_near_the_cap() {
+        let now = datetime!(2026-11-23 10:00 UTC);
+        let hour = std::time::Duration::from_secs(3600);
+        let mut reading = QuotaReading { usage: 10, total: 100, read_at: now, published_since: 0 };
+        assert!(!reading.worth_reading(now + hour, 6 * hour));
+        assert!(reading.worth_reading(now + 6 * hour, 6 * hour), "stale");
+        reading.published_since = 79;
+        assert_eq!(reading.left(), 11);
+        assert!(!reading.worth_reading(now, 6 * hour));
+        reading.published_since = 80;
+        assert!(reading.worth_reading(now, 6 * hour), "10 left of 100");
+        // A cap of 25: read from 2 left on.
+        let small = QuotaReading { usage: 22, total: 25, read_at: now, published_since: 0 };
+        assert!(!small.worth_reading(now, 6 * hour));
+        assert!(QuotaReading { usage: 23, ..small }.worth_reading(now, 6 * hour));
+    }
+
+    #[test]
+    fn a_processing_time_moves_only_when_the_first_look_missed_and_is_forgotten_after_a_day() {
+        let now = datetime!(2026-11-23 10:00 UTC);
+        let ms = std::time::Duration::from_millis;
+        let mut times = ProcessingTimes::default();
+        assert_eq!(times.get(ProcessingStage::Image, now), None);
+        assert!(times.learn(ProcessingStage::Image, ms(1200), now));
+        // Found by a first look placed at the learnt time: nothing new.
+        assert!(!times.learn(ProcessingStage::Image, ms(1200), now));
+        assert!(!times.learn(ProcessingStage::Image, ms(900), now));
+        assert!(times.learn(ProcessingStage::Image, ms(1500), now));
+        assert_eq!(times.get(ProcessingStage::Image, now), Some(ms(1500)));
+        assert_eq!(times.get(ProcessingStage::Video, now), None);
+        assert_eq!(times.get(ProcessingStage::Image, now + time::Duration::days(1)), None);
     }
 }

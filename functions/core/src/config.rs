@@ -300,6 +300,7 @@ fn read_polling(vars: &Vars) -> Result<PollPolicy> {
         image_deadline: secs("POLL_IMAGE_DEADLINE_SECS", defaults.image_deadline)?,
         video_deadline: secs("POLL_VIDEO_DEADLINE_SECS", defaults.video_deadline)?,
         quota_recheck: secs("POLL_QUOTA_RECHECK_SECS", defaults.quota_recheck)?,
+        quota_cache: secs("POLL_QUOTA_CACHE_SECS", defaults.quota_cache)?,
     })
 }
 

@@ -1,14 +1,23 @@
 //! How long instapipe waits for Meta to process a container: the one place for these numbers.
 //!
-//! Defaults follow Meta's advice (poll about once a minute; images are usually ready within
-//! seconds, videos take minutes) and EventBridge Scheduler's one-minute precision:
-//! - images: a short inline check inside create-container (waits of 2 s, 3 s, 5 s), so most image
-//!   posts never need a schedule;
-//! - then scheduled polls, 60 s apart, growing by half each time up to 120 s;
+//! Every status read is a Graph call from the account's budget, so a container is looked at
+//! where its processing is likely finished, not on a fixed grid:
+//! - the first look is at the account's learnt processing time for that kind of container
+//!   (single image, single video, carousel items, carousel; [`crate::account::ProcessingTimes`]:
+//!   the time of the look that last found one finished), or, with nothing learnt, at a first
+//!   guess: the first inline wait (2 s) for images, the poll interval for video;
+//! - a look that lands within the inline budget (the sum of the inline waits, 10 s) is made
+//!   inside create-container; after a miss the next inline look follows by half the time
+//!   waited so far, between 0.1 s and 0.5 s, so an image is found at most 0.5 s after it is
+//!   done; beyond the budget the look is a scheduled poll;
+//! - scheduled polls after the first follow 60 s apart, growing by half each time up to 120 s
+//!   (EventBridge Scheduler's precision is a minute anyway);
 //! - deadline after container creation: 5 minutes for images, 20 minutes for video and carousels,
 //!   after which the destination fails as a processing timeout.
 //!
-//! - a used-up publishing quota defers the destination and reads the quota again after 15 min;
+//! - the publishing quota is read before a publish only when the last reading is older than
+//!   6 hours or few publishes are left by our count; a used-up quota defers the destination and
+//!   reads the quota again after 15 min;
 //! - a container creation that fails transiently (5xx, timeout, throttling) is retried by
 //!   schedule after 1, 2, 4, 8 intervals, then the destination fails with the last error.
 //!
@@ -16,14 +25,20 @@
 
 use std::time::Duration;
 
+use crate::account::ProcessingStage;
 use crate::post::MediaKind;
+
+const MIN_INLINE_STEP: Duration = Duration::from_millis(100);
+/// The most an inline look lags a container's finish (issue 14: image within processing + 0.5 s).
+const MAX_INLINE_STEP: Duration = Duration::from_millis(500);
 
 /// Transient container-creation failures tolerated before the destination fails.
 pub const MAX_CREATE_RETRIES: u32 = 4;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct PollPolicy {
-    /// Waits before each inline status check of an image container (`POLL_INLINE_CHECKS_MS`).
+    /// Inline waits (`POLL_INLINE_CHECKS_MS`): the first is the first guess of an image's
+    /// processing time, their sum how long create-container may wait inline for a container.
     pub inline_checks: Vec<Duration>,
     /// Delay before the first scheduled poll (`POLL_INTERVAL_SECS`).
     pub interval: Duration,
@@ -37,6 +52,9 @@ pub struct PollPolicy {
     /// before the quota is read again (`POLL_QUOTA_RECHECK_SECS`; Meta does not say when the
     /// oldest publish leaves the window).
     pub quota_recheck: Duration,
+    /// How long a reading of the publishing quota is trusted before a publish reads it again
+    /// (`POLL_QUOTA_CACHE_SECS`).
+    pub quota_cache: Duration,
 }
 
 /// The watchdog (sweep): how long past its expected move a destination is left alone before it
@@ -72,17 +90,37 @@ impl Default for PollPolicy {
             image_deadline: Duration::from_secs(5 * 60),
             video_deadline: Duration::from_secs(20 * 60),
             quota_recheck: Duration::from_secs(15 * 60),
+            quota_cache: Duration::from_secs(6 * 3600),
         }
     }
 }
 
 impl PollPolicy {
-    /// Inline checks are only worth their wait for images; video would hold the function for minutes.
-    pub fn inline_checks_for(&self, kind: MediaKind) -> &[Duration] {
-        match kind {
-            MediaKind::Image => &self.inline_checks,
-            MediaKind::Video => &[],
+    /// How long create-container may wait inline for a container (from its creation).
+    pub fn inline_budget(&self) -> Duration {
+        self.inline_checks.iter().sum()
+    }
+
+    /// How long after creation to look first, with nothing learnt: images the first inline
+    /// wait, video the poll interval; a carousel container, made once its items are finished,
+    /// like an image. `has_video`: some item is a video.
+    pub fn first_guess(&self, stage: ProcessingStage, has_video: bool) -> Duration {
+        let image = self.inline_checks.first().copied().unwrap_or(self.interval);
+        match stage {
+            ProcessingStage::Image | ProcessingStage::Carousel => image,
+            ProcessingStage::Video => self.interval,
+            ProcessingStage::CarouselItems if has_video => self.interval,
+            ProcessingStage::CarouselItems => image,
         }
+    }
+
+    /// After an inline look at `missed_at` (since creation) found the container still in
+    /// progress: wait half as long again, at least 0.1 s (or the first inline wait, if
+    /// shorter) and at most 0.5 s, so a finished container is found within 0.5 s while a slow
+    /// one costs few looks.
+    pub fn inline_step(&self, missed_at: Duration) -> Duration {
+        let least = self.inline_checks.first().map_or(MIN_INLINE_STEP, |first| (*first).min(MIN_INLINE_STEP));
+        (missed_at / 2).clamp(least, MAX_INLINE_STEP)
     }
 
     /// Delay before scheduled poll number `attempt` (1-based): interval × 1.5^(attempt-1), capped.
@@ -119,9 +157,15 @@ mod tests {
     }
 
     #[test]
-    fn videos_skip_the_inline_check() {
+    fn first_guesses_and_inline_steps() {
         let p = PollPolicy::default();
-        assert_eq!(p.inline_checks_for(MediaKind::Image).len(), 3);
-        assert!(p.inline_checks_for(MediaKind::Video).is_empty());
+        assert_eq!(p.inline_budget(), Duration::from_secs(10));
+        assert_eq!(p.first_guess(ProcessingStage::Image, false), Duration::from_secs(2));
+        assert_eq!(p.first_guess(ProcessingStage::Video, true), Duration::from_secs(60));
+        assert_eq!(p.first_guess(ProcessingStage::CarouselItems, false), Duration::from_secs(2));
+        assert_eq!(p.first_guess(ProcessingStage::CarouselItems, true), Duration::from_secs(60));
+        assert_eq!(p.inline_step(Duration::from_millis(100)), Duration::from_millis(100));
+        assert_eq!(p.inline_step(Duration::from_millis(600)), Duration::from_millis(300));
+        assert_eq!(p.inline_step(Duration::from_secs(3)), Duration::from_millis(500));
     }
 }

@@ -1,12 +1,13 @@
 //! create-container: for a due destination, create the Instagram container, save its id before
-//! anything else, check its status briefly, then mark it READY or hand it to poll-status.
+//! anything else, look at its status where processing is likely finished (inline when that is
+//! soon), then mark it READY or hand it to poll-status.
 //! Fed by the stream (QUEUED / SCHEDULED destinations) and by `start-…` schedules.
 
 use aws_lambda_events::event::dynamodb::Event;
 use serde::Deserialize;
 use tracing::Instrument;
 
-use super::steps::{self, Checked, Context, Step};
+use super::steps::{self, Context, Step};
 use super::stream::{self, DestinationKey};
 use crate::deps::Pipeline;
 use crate::error::Result;
@@ -65,7 +66,7 @@ pub async fn start(deps: &Pipeline, key: DestinationKey) -> Result<()> {
                 return Ok(());
             }
         }
-        let Some(ctx) = steps::load_context(deps, &mut dest, Step::Create).await? else { return Ok(()) };
+        let Some(mut ctx) = steps::load_context(deps, &mut dest, Step::Create).await? else { return Ok(()) };
         let first_time = dest.container_id.is_none() && dest.children.is_empty();
         if first_time && let Err(reason) = check_media(deps, &ctx.post).await {
             return steps::fail(deps, &mut dest, Failure::new(reason)).await;
@@ -73,7 +74,9 @@ pub async fn start(deps: &Pipeline, key: DestinationKey) -> Result<()> {
         if !create(deps, &ctx, &mut dest).await? {
             return Ok(());
         }
-        wait_briefly(deps, &ctx, &mut dest).await
+        // First look where processing is likely finished: inline when that is soon, else by schedule.
+        let at = steps::first_look(deps, &ctx, &dest, steps::since_creation(deps, &dest));
+        steps::look_inline(deps, &mut ctx, &mut dest, at, 1).await
     }
     .instrument(span)
     .await
@@ -165,6 +168,8 @@ async fn saved(deps: &Pipeline, dest: &mut Destination, id: String, note: String
     let now = deps.clock.now();
     if dest.state == DestState::Processing {
         dest.updated_at = now;
+        // Waits are measured from the latest container made (here a carousel item).
+        dest.container_created_at = Some(now);
     } else {
         dest.container_created_at = Some(now);
         dest.move_to(DestState::Processing, now, Some(note.clone()))?;
@@ -197,16 +202,4 @@ async fn retry_later(deps: &Pipeline, dest: &mut Destination, err: GraphError) -
         tracing::warn!(error = %err, retry, %at, "container creation failed transiently; retry scheduled");
     }
     Ok(())
-}
-
-/// The inline check: images are usually ready within seconds, which saves a schedule.
-async fn wait_briefly(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<()> {
-    for wait in deps.polling.inline_checks_for(ctx.post.processing_kind()) {
-        tokio::time::sleep(*wait).await;
-        if let Checked::Settled = steps::check_container(deps, ctx, dest).await? {
-            tracing::info!("container settled inline");
-            return Ok(());
-        }
-    }
-    steps::schedule_poll(deps, dest, 1).await
 }

@@ -23,6 +23,15 @@ pub async fn handle(deps: &Pipeline, input: PollInput) -> Result<()> {
             tracing::debug!(expected = dest.poll_attempt, "stale poll; nothing to do");
             return Ok(());
         }
+        // Where this poll was placed (since creation), when it is a look placed for processing:
+        // a time to learn from when it finds the container done. A deferred destination's
+        // wake-up is not, nor a poll after READY (publish found it not ready after all).
+        let first_wait = !dest.history.iter().any(|h| h.state == DestState::Ready);
+        let placed = (dest.state == DestState::Processing && first_wait)
+            .then(|| dest.next_poll_at.zip(dest.container_created_at).map(|(at, created)| at - created))
+            .flatten()
+            .filter(|d| d.is_positive())
+            .map(|d| d.unsigned_abs());
         if dest.state == DestState::Deferred {
             let resume = dest.resume_after_wait(deps.clock.now())?;
             if resume != DestState::Processing {
@@ -30,8 +39,14 @@ pub async fn handle(deps: &Pipeline, input: PollInput) -> Result<()> {
                 return steps::save_or_yield(deps, &mut dest).await.map(drop);
             }
         }
-        let Some(ctx) = steps::load_context(deps, &mut dest, Step::Check).await? else { return Ok(()) };
-        if let Checked::Settled = steps::check_container(deps, &ctx, &mut dest).await? {
+        let Some(mut ctx) = steps::load_context(deps, &mut dest, Step::Check).await? else { return Ok(()) };
+        let stage = steps::stage(&ctx.post, &dest);
+        let checked = steps::check_container(deps, &ctx, &mut dest).await?;
+        let now_in = steps::stage(&ctx.post, &dest);
+        if let (Some(placed), true) = (placed, dest.state == DestState::Ready || now_in != stage) {
+            steps::learn_processing(deps, &mut ctx, stage, placed).await;
+        }
+        if let Checked::Settled = checked {
             tracing::info!("container settled");
             return Ok(());
         }
@@ -44,7 +59,17 @@ pub async fn handle(deps: &Pipeline, input: PollInput) -> Result<()> {
             );
             return steps::fail(deps, &mut dest, Failure::new(reason)).await;
         }
-        steps::schedule_poll(deps, &mut dest, input.attempt + 1).await
+        if now_in != stage {
+            // The carousel's container was just made: its first look, inline when soon.
+            let now = steps::since_creation(deps, &dest);
+            let at = steps::first_look(deps, &ctx, &dest, now);
+            return steps::look_inline(deps, &mut ctx, &mut dest, at, input.attempt + 1).await;
+        }
+        // Missed. Where a first look was placed at a learnt time, the container is nearly done:
+        // the next look one interval later (then growing); else the growing interval as before.
+        let learnt = ctx.usage.as_ref().and_then(|u| u.processing.get(stage, deps.clock.now())).is_some();
+        let delay = deps.polling.delay_before_poll(if learnt { input.attempt } else { input.attempt + 1 });
+        steps::schedule_poll_in(deps, &mut dest, input.attempt + 1, delay).await
     }
     .instrument(span)
     .await

@@ -1,5 +1,6 @@
 //! publish: fed by the stream when a destination becomes READY; checks the account's
-//! publishing quota (deferring when it is used up), calls media_publish, reads the permalink,
+//! publishing quota when the cached reading is stale or near the cap (deferring when it is used
+//! up), calls media_publish, counts the publish on the reading, reads the permalink,
 //! records PUBLISHED, then posts the first comment. Exactly once: a PUBLISHING destination met
 //! again (the earlier call timed out, crashed or lost its answer) is reconciled from the
 //! container's status before anything is sent again.
@@ -10,6 +11,7 @@ use tracing::Instrument;
 
 use super::steps::{self, Context, Step};
 use super::stream::{self, DestinationKey};
+use crate::account::{AccountUsage, QuotaReading};
 use crate::deps::Pipeline;
 use crate::error::{Error, Result};
 use crate::graph::{ContainerStatus, Reaction};
@@ -59,7 +61,15 @@ pub async fn publish(deps: &Pipeline, key: DestinationKey) -> Result<()> {
 async fn send(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<()> {
     let container_id = dest.container_id.clone().ok_or_else(|| Error::Data("READY without a container".into()))?;
     match deps.graph.publish(&ctx.account, &ctx.token, &container_id).await {
-        Ok(media_id) => record_published(deps, ctx, dest, media_id, None).await,
+        Ok(media_id) => {
+            update_quota_reading(deps, &ctx.account.account_id, |r| {
+                if let Some(r) = r {
+                    r.published_since += 1;
+                }
+            })
+            .await;
+            record_published(deps, ctx, dest, media_id, None).await
+        }
         Err(err) if err.reaction() == Reaction::Repoll => {
             let note = "Instagram says the media is not ready for publishing; polling again";
             dest.move_to(DestState::Processing, deps.clock.now(), Some(note.into()))?;
@@ -75,6 +85,13 @@ async fn send(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<
             steps::defer_for_throttle(deps, dest, Step::Publish, &err).await
         }
         Err(err) if err.reaction() == Reaction::Quota => {
+            // Our count missed publishes (other apps): the next publish reads the quota.
+            let now = deps.clock.now();
+            update_quota_reading(deps, &ctx.account.account_id, |r| {
+                let total = r.map_or(1, |r| r.total);
+                *r = Some(QuotaReading { usage: total, total, read_at: now, published_since: 0 });
+            })
+            .await;
             let reason = format!("Instagram says the publishing limit is reached ({err})");
             steps::defer(deps, dest, DestState::Ready, deps.polling.quota_recheck, reason).await
         }
@@ -94,21 +111,57 @@ async fn send(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<
     }
 }
 
-/// Reads `content_publishing_limit`; when the 24-hour quota is used up the destination is
-/// deferred instead of failed. A failed read does not hold the post back: Meta enforces the
-/// cap at publish time anyway, and that answer defers too.
+/// Reads `content_publishing_limit` only when the account's cached reading is missing, stale
+/// or near the cap (see [`QuotaReading`]): otherwise it would cost a Graph call per post. When
+/// the 24-hour quota is used up the destination is deferred instead of failed. A failed read
+/// does not hold the post back: Meta enforces the cap at publish time anyway, and that answer
+/// (9/2207042) defers too.
 async fn quota_used_up(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<bool> {
+    let now = deps.clock.now();
+    let cached = ctx.usage.as_ref().and_then(|u| u.publishing);
+    if let Some(reading) = cached
+        && !reading.worth_reading(now, deps.polling.quota_cache)
+    {
+        tracing::debug!(left = reading.left(), "publishing quota from the cached reading");
+        return Ok(false);
+    }
     match deps.graph.publishing_limit(&ctx.account, &ctx.token).await {
-        Ok(limit) if limit.usage >= limit.total => {
+        Ok(limit) => {
+            let reading = QuotaReading { usage: limit.usage, total: limit.total, read_at: now, published_since: 0 };
+            update_quota_reading(deps, &ctx.account.account_id, |r| *r = Some(reading)).await;
+            if limit.usage < limit.total {
+                return Ok(false);
+            }
             let reason = format!("publishing quota used up ({} of {} in 24 hours)", limit.usage, limit.total);
             steps::defer(deps, dest, DestState::Ready, deps.polling.quota_recheck, reason).await?;
             Ok(true)
         }
-        Ok(_) => Ok(false),
         Err(err) => {
             tracing::warn!(error = %err, "could not read the publishing quota; publishing anyway");
             Ok(false)
         }
+    }
+}
+
+/// Changes the account's quota reading on its usage item, read afresh (the metered client
+/// writes the same item). Never fails the step: a lost update only makes a later publish read
+/// the quota sooner, or later (Meta's own answer still defers).
+async fn update_quota_reading(deps: &Pipeline, account_id: &str, change: impl FnOnce(&mut Option<QuotaReading>)) {
+    let result = async {
+        let mut usage = deps.store.get_account_usage(account_id).await?.unwrap_or_else(|| AccountUsage {
+            account_id: account_id.to_string(),
+            ..AccountUsage::default()
+        });
+        let before = usage.publishing;
+        change(&mut usage.publishing);
+        if usage.publishing != before {
+            deps.store.put_account_usage(&usage).await?;
+        }
+        Ok::<_, Error>(())
+    }
+    .await;
+    if let Err(err) = result {
+        tracing::warn!(error = %err, "could not record the publishing quota reading");
     }
 }
 

@@ -2,12 +2,14 @@
 
 use secrecy::SecretString;
 
-use crate::account::{Account, AccountStatus};
+use std::time::Duration;
+
+use crate::account::{Account, AccountStatus, AccountUsage, ProcessingStage};
 use crate::deps::Pipeline;
 use crate::error::{Error, Result};
 use crate::graph::{ContainerSpec, ContainerStatus, GraphError, Reaction};
 use crate::polling::MAX_CREATE_RETRIES;
-use crate::post::{DestState, Destination, Failure, Post};
+use crate::post::{DestState, Destination, Failure, MediaKind, Post};
 use crate::scheduler::{OneTimeSchedule, PollInput};
 use crate::tokens::Reread;
 
@@ -16,6 +18,8 @@ pub struct Context {
     pub post: Post,
     pub account: Account,
     pub token: SecretString,
+    /// The account's usage item as read at the start: learnt processing times, quota reading.
+    pub usage: Option<AccountUsage>,
 }
 
 /// The step that met an error: it says what we were doing, and where a destination parked
@@ -80,7 +84,8 @@ pub async fn load_context(deps: &Pipeline, dest: &mut Destination, step: Step) -
         return Ok(None);
     };
     let now = deps.clock.now();
-    if let Some(until) = deps.store.get_account_usage(&account.account_id).await?.and_then(|u| u.waiting_until(now)) {
+    let usage = deps.store.get_account_usage(&account.account_id).await?;
+    if let Some(until) = usage.as_ref().and_then(|u| u.waiting_until(now)) {
         let reason = "Instagram's rate limit for this account is near or reached".to_string();
         defer(deps, dest, step.resume_state(), (until - now).unsigned_abs(), reason).await?;
         return Ok(None);
@@ -98,7 +103,7 @@ pub async fn load_context(deps: &Pipeline, dest: &mut Destination, step: Step) -
         }
         Err(err) => return Err(err),
     };
-    Ok(Some(Context { post, account, token }))
+    Ok(Some(Context { post, account, token, usage }))
 }
 
 async fn park_for_auth(deps: &Pipeline, dest: &mut Destination, step: Step, failure: Failure) -> Result<()> {
@@ -151,9 +156,10 @@ enum Looked {
 pub async fn check_container(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -> Result<Checked> {
     if dest.container_id.is_none() {
         match check_children(deps, ctx, dest).await? {
-            Children::Waiting => return Ok(Checked::Pending),
+            // A container just made is not processed yet: its first look is placed like any
+            // other's (a status read right away would only cost a call).
+            Children::Waiting | Children::ParentCreated => return Ok(Checked::Pending),
             Children::Settled => return Ok(Checked::Settled),
-            Children::ParentCreated => {}
         }
     }
     let container_id = dest.container_id.clone().ok_or_else(|| Error::Data("no container id".into()))?;
@@ -271,6 +277,8 @@ async fn create_parent(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -
         Ok(parent) => {
             dest.container_id = Some(parent.clone());
             dest.updated_at = deps.clock.now();
+            // Its wait (first look, deadline) is measured from its own creation.
+            dest.container_created_at = Some(dest.updated_at);
             if !save_or_yield(deps, dest).await? {
                 left_behind_by_lost_race(&parent, "carousel container");
                 return Ok(Children::Settled);
@@ -331,12 +339,111 @@ pub async fn expired(deps: &Pipeline, dest: &mut Destination) -> Result<()> {
     save_or_yield(deps, dest).await.map(drop)
 }
 
+/// Which wait the destination is in (a carousel: its items until its container is made).
+pub fn stage(post: &Post, dest: &Destination) -> ProcessingStage {
+    match (post.is_carousel(), dest.container_id.is_some(), post.media[0].kind) {
+        (true, false, _) => ProcessingStage::CarouselItems,
+        (true, true, _) => ProcessingStage::Carousel,
+        (false, _, MediaKind::Image) => ProcessingStage::Image,
+        (false, _, MediaKind::Video) => ProcessingStage::Video,
+    }
+}
+
+/// Time since the destination's (first) container was made.
+pub fn since_creation(deps: &Pipeline, dest: &Destination) -> Duration {
+    dest.container_created_at.map_or(Duration::ZERO, |at| {
+        let elapsed = deps.clock.now() - at;
+        if elapsed.is_negative() { Duration::ZERO } else { elapsed.unsigned_abs() }
+    })
+}
+
+/// Where (since the latest container's creation) to look first at the destination's
+/// containers in their current stage: the account's learnt processing time, else the policy's
+/// first guess. Never before `now` (the time since creation).
+pub fn first_look(deps: &Pipeline, ctx: &Context, dest: &Destination, now: Duration) -> Duration {
+    let stage = stage(&ctx.post, dest);
+    let learnt = ctx.usage.as_ref().and_then(|u| u.processing.get(stage, deps.clock.now()));
+    let has_video = ctx.post.media.iter().any(|m| m.kind == MediaKind::Video);
+    learnt.unwrap_or_else(|| deps.polling.first_guess(stage, has_video)).max(now)
+}
+
+/// A container of `stage` was found finished by the look at `found` (since creation): keep it
+/// on the account when it is later than what was known (see [`crate::account::ProcessingTimes`]).
+/// Never fails the step: a lost record only costs a look next time.
+pub async fn learn_processing(deps: &Pipeline, ctx: &mut Context, stage: ProcessingStage, found: Duration) {
+    let now = deps.clock.now();
+    if ctx.usage.as_ref().and_then(|u| u.processing.get(stage, now)).is_some_and(|known| found <= known) {
+        return;
+    }
+    let account_id = ctx.account.account_id.clone();
+    let result = async {
+        // Read afresh: the metered client writes the same item.
+        let mut usage = deps.store.get_account_usage(&account_id).await?.unwrap_or_else(|| AccountUsage {
+            account_id: account_id.clone(),
+            ..AccountUsage::default()
+        });
+        if usage.processing.learn(stage, found, now) {
+            deps.store.put_account_usage(&usage).await?;
+            tracing::info!(?stage, found_ms = found.as_millis() as u64, "processing took longer than learnt; first looks move there");
+        }
+        ctx.usage = Some(usage);
+        Ok::<_, Error>(())
+    }
+    .await;
+    if let Err(err) = result {
+        tracing::warn!(error = %err, "could not record the processing time");
+    }
+}
+
+/// Looks at the containers from `at` on (time since their creation, see [`crate::polling`]) for
+/// as long as the looks stay within the inline budget of this invocation, moving the
+/// destination on when they are done; the next look beyond the budget is scheduled poll
+/// number `attempt`.
+pub async fn look_inline(deps: &Pipeline, ctx: &mut Context, dest: &mut Destination, mut at: Duration, attempt: u32) -> Result<()> {
+    // The last look this invocation may make inline, as a time since creation.
+    let mut horizon = since_creation(deps, dest) + deps.polling.inline_budget();
+    let mut stage = stage(&ctx.post, dest);
+    loop {
+        let wait = at.saturating_sub(since_creation(deps, dest));
+        if at > horizon {
+            return schedule_poll_in(deps, dest, attempt, wait).await;
+        }
+        tokio::time::sleep(wait).await;
+        let checked = check_container(deps, ctx, dest).await?;
+        let now_in = self::stage(&ctx.post, dest);
+        match checked {
+            Checked::Settled => {
+                if dest.state == DestState::Ready {
+                    learn_processing(deps, ctx, stage, at).await;
+                }
+                tracing::info!("container settled inline");
+                return Ok(());
+            }
+            // The carousel's items are done and its container made (its creation is the new
+            // origin): its own first look next, within what is left of the budget.
+            Checked::Pending if now_in != stage => {
+                learn_processing(deps, ctx, stage, at).await;
+                stage = now_in;
+                let now = since_creation(deps, dest);
+                horizon = now + horizon.saturating_sub(at);
+                at = first_look(deps, ctx, dest, now);
+            }
+            Checked::Pending => at += deps.polling.inline_step(at),
+        }
+    }
+}
+
 /// Schedules poll number `attempt`, then records that it is the one expected to fire.
 /// Scheduling first: a crash in between leaves a schedule that finds nothing to do, never a
 /// destination that nothing will wake.
 pub async fn schedule_poll(deps: &Pipeline, dest: &mut Destination, attempt: u32) -> Result<()> {
+    schedule_poll_in(deps, dest, attempt, deps.polling.delay_before_poll(attempt)).await
+}
+
+/// [`schedule_poll`] after `delay`.
+pub async fn schedule_poll_in(deps: &Pipeline, dest: &mut Destination, attempt: u32, delay: Duration) -> Result<()> {
     let now = deps.clock.now();
-    let at = now + deps.polling.delay_before_poll(attempt);
+    let at = now + delay;
     arm_poll(deps, dest, attempt, at).await?;
     dest.updated_at = now;
     if save_or_yield(deps, dest).await? {

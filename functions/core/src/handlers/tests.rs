@@ -181,6 +181,13 @@ async fn set_state(w: &World, state: DestState) {
     w.store.save_destination(&mut d).await.unwrap();
 }
 
+/// A world whose looks are all scheduled polls (no inline budget), for steps driven poll by poll.
+async fn polls_only() -> World {
+    let mut w = world().await;
+    w.deps.polling.inline_checks.clear();
+    w
+}
+
 fn poll(attempt: u32) -> PollInput {
     PollInput { post_id: "P1".into(), account_id: ACCOUNT.into(), attempt }
 }
@@ -616,7 +623,7 @@ async fn a_carousel_whose_parent_creation_timed_out_after_being_made_is_publishe
 
 #[tokio::test]
 async fn a_refused_carousel_container_without_an_unanswered_attempt_fails_with_metas_reason() {
-    let w = world().await;
+    let w = polls_only().await;
     let key = store_request(&w, carousel_request(&[MediaKind::Image, MediaKind::Image])).await;
     create_container::start(&w.deps, key).await.unwrap();
     *w.graph.create_error.lock().unwrap() = Some(GraphError::from_response(
@@ -633,7 +640,7 @@ async fn a_refused_carousel_container_without_an_unanswered_attempt_fails_with_m
 
 #[tokio::test]
 async fn after_every_set_of_children_went_unanswered_the_refusal_stands() {
-    let w = world().await;
+    let w = polls_only().await;
     let key = store_request(&w, carousel_request(&[MediaKind::Image, MediaKind::Image])).await;
     let mut rounds = 0;
     loop {
@@ -682,7 +689,7 @@ async fn a_reel_made_but_answered_unreadably_is_made_again_and_the_first_is_on_r
 
 #[tokio::test]
 async fn a_carousel_child_that_fails_processing_fails_the_post_naming_the_item() {
-    let w = world().await;
+    let w = polls_only().await;
     let key = store_request(&w, carousel_request(&[MediaKind::Image, MediaKind::Image])).await;
     create_container::start(&w.deps, key).await.unwrap();
     w.graph.statuses([ContainerStatus::Finished, ContainerStatus::Error("Error: unsupported image (2207005)".into())]);
@@ -1059,4 +1066,145 @@ async fn an_old_start_firing_after_a_reschedule_arms_the_new_start_and_nothing_e
     let names: Vec<String> = w.scheduler.schedules.lock().unwrap().iter().map(|s| s.name.clone()).collect();
     let expected = crate::scheduler::OneTimeSchedule::start_name(&input.post_id, &input.account_id, new);
     assert!(names.contains(&expected), "the new start is armed under its own name: {names:?}");
+}
+
+// ---- Graph calls per post (issue 14): the account's call budget is the scarce resource ----
+
+/// Stores post `id` and takes it through create-container, the polls it asks for and publish,
+/// as the event sources would. Returns the Graph calls it made, in order.
+async fn post_through(w: &World, id: &str, request: PostRequest) -> Vec<String> {
+    let before = w.graph.calls.lock().unwrap().len();
+    let post = Post::new(id.into(), "generic", id, request, NOW);
+    let delivery = Delivery { source: "generic".into(), event_id: id.into(), post_id: id.into(), expires_at: Some(0), fingerprint: None };
+    assert_eq!(w.store.create_post(&delivery, &post, &post.destinations(NOW)).await.unwrap(), Created::New);
+    let key = DestinationKey { post_id: id.into(), account_id: ACCOUNT.into() };
+    create_container::start(&w.deps, key.clone()).await.unwrap();
+    let scripted = !w.graph.publishes.lock().unwrap().is_empty();
+    if !scripted {
+        w.graph.publishes.lock().unwrap().push_back(Ok(format!("M-{id}")));
+    }
+    for _ in 0..10 {
+        let d = w.store.get_destination(id, ACCOUNT).await.unwrap().unwrap();
+        if d.state != DestState::Processing {
+            break;
+        }
+        poll_status::handle(&w.deps, PollInput { post_id: id.into(), account_id: ACCOUNT.into(), attempt: d.poll_attempt }).await.unwrap();
+    }
+    publish::publish(&w.deps, key).await.unwrap();
+    let d = w.store.get_destination(id, ACCOUNT).await.unwrap().unwrap();
+    assert_eq!(d.state, DestState::Published, "{:?}", d.history);
+    w.graph.calls.lock().unwrap()[before..].to_vec()
+}
+
+fn single(kind: MediaKind) -> PostRequest {
+    PostRequest {
+        caption: "Autumn sale".into(),
+        media: vec![MediaItem::new("https://cdn.example.com/a", kind)],
+        accounts: vec![ACCOUNT.into()],
+        ..PostRequest::default()
+    }
+}
+
+#[tokio::test]
+async fn an_image_costs_create_status_publish_permalink_once_the_quota_is_known() {
+    let w = world().await;
+    // The account's first publish reads the quota (nothing cached yet) ...
+    let first = post_through(&w, "P1", single(MediaKind::Image)).await;
+    assert_eq!(first, ["create", "status", "quota", "publish", "permalink"]);
+    // ... and the next ones do not: four calls, the lower bound.
+    for id in ["P2", "P3"] {
+        assert_eq!(post_through(&w, id, single(MediaKind::Image)).await, ["create", "status", "publish", "permalink"]);
+    }
+    let reading = w.store.get_account_usage(ACCOUNT).await.unwrap().unwrap().publishing.unwrap();
+    assert_eq!((reading.usage, reading.total, reading.published_since), (0, 100, 3), "our publishes are counted on the reading");
+}
+
+#[tokio::test]
+async fn a_reel_costs_four_calls_plus_its_polls() {
+    let w = world().await;
+    post_through(&w, "P0", single(MediaKind::Image)).await;
+    // Found finished by the first scheduled poll: one status read.
+    assert_eq!(post_through(&w, "P1", single(MediaKind::Video)).await, ["create", "status", "publish", "permalink"]);
+    // Still processing at the first poll: one read more, and no other call.
+    w.graph.statuses([ContainerStatus::InProgress]);
+    assert_eq!(post_through(&w, "P2", single(MediaKind::Video)).await, ["create", "status", "status", "publish", "permalink"]);
+}
+
+#[tokio::test]
+async fn a_carousel_of_n_costs_n_plus_four_calls_plus_one_look_per_item() {
+    let w = world().await;
+    post_through(&w, "P0", single(MediaKind::Image)).await;
+    let calls = post_through(&w, "P1", carousel_request(&[MediaKind::Image; 3])).await;
+    // Three items and the carousel container made; each item looked at once when likely done,
+    // the container once (not right after it was made), then publish and permalink.
+    assert_eq!(
+        calls,
+        ["create", "create", "create", "status", "status", "status", "create", "status", "publish", "permalink"]
+    );
+}
+
+#[tokio::test]
+async fn the_quota_is_read_again_near_the_cap_or_when_the_reading_is_stale() {
+    let w = world().await;
+    *w.graph.quota.lock().unwrap() = Some(PublishingLimit { usage: 8, total: 10, window_secs: 86_400 });
+    assert!(post_through(&w, "P1", single(MediaKind::Image)).await.contains(&"quota".to_string()));
+    // 8 + 1 of 10 used by our count: one left, the cap is near, so it is read before each publish.
+    *w.graph.quota.lock().unwrap() = Some(PublishingLimit { usage: 9, total: 10, window_secs: 86_400 });
+    assert!(post_through(&w, "P2", single(MediaKind::Image)).await.contains(&"quota".to_string()));
+    // Far from the cap but read 6 hours ago: read again.
+    *w.graph.quota.lock().unwrap() = Some(PublishingLimit { usage: 0, total: 100, window_secs: 86_400 });
+    let stale = NOW - w.deps.polling.quota_cache;
+    let mut usage = w.store.get_account_usage(ACCOUNT).await.unwrap().unwrap();
+    usage.publishing = Some(crate::account::QuotaReading { usage: 0, total: 100, read_at: stale, published_since: 0 });
+    w.store.put_account_usage(&usage).await.unwrap();
+    assert!(post_through(&w, "P3", single(MediaKind::Image)).await.contains(&"quota".to_string()));
+    assert!(!post_through(&w, "P4", single(MediaKind::Image)).await.contains(&"quota".to_string()));
+}
+
+#[tokio::test]
+async fn metas_publishing_limit_answer_still_defers_and_the_next_publish_reads_the_quota() {
+    let w = world().await;
+    post_through(&w, "P0", single(MediaKind::Image)).await;
+    let key = store_request(&w, single(MediaKind::Image)).await;
+    create_container::start(&w.deps, key.clone()).await.unwrap();
+    // Another app used up the quota: our cached reading does not know it; Meta's answer does.
+    w.graph.publishes.lock().unwrap().push_back(Err(GraphError::from_response(
+        400,
+        br#"{"error":{"message":"The content publishing limit was reached","code":9,"error_subcode":2207042}}"#,
+    )));
+    let before = w.graph.calls("quota");
+    publish::publish(&w.deps, key.clone()).await.unwrap();
+    assert_eq!(w.graph.calls("quota"), before, "no read before the publish: the reading was fresh");
+    let d = dest(&w).await;
+    assert_eq!((d.state, d.resume_state), (DestState::Deferred, Some(DestState::Ready)));
+    assert_eq!(d.deferred_until, Some(NOW + w.deps.polling.quota_recheck));
+    // Woken and READY again: this time the quota is read first.
+    poll_status::handle(&w.deps, poll(d.poll_attempt)).await.unwrap();
+    publish::publish(&w.deps, key).await.unwrap();
+    assert_eq!(w.graph.calls("quota"), before + 1);
+    assert_eq!(dest(&w).await.state, DestState::Published);
+}
+
+#[tokio::test]
+async fn the_first_look_moves_to_where_the_account_s_last_container_was_found_done() {
+    let w = world().await;
+    post_through(&w, "P0", single(MediaKind::Image)).await;
+    // Missed at the first look (1 ms): found by the next (2 ms), which the account keeps.
+    w.graph.statuses([ContainerStatus::InProgress]);
+    assert_eq!(post_through(&w, "P1", single(MediaKind::Image)).await, ["create", "status", "status", "publish", "permalink"]);
+    let learnt = w.store.get_account_usage(ACCOUNT).await.unwrap().unwrap().processing.get(crate::account::ProcessingStage::Image, NOW);
+    assert_eq!(learnt, Some(Duration::from_millis(2)));
+    // The next image is looked at there first, and found done: one look.
+    assert_eq!(post_through(&w, "P2", single(MediaKind::Image)).await, ["create", "status", "publish", "permalink"]);
+    // A Reel missed by its first poll (60 s) and found by the second (90 s after creation on
+    // this fixed clock) places the next Reel's first poll there.
+    w.graph.statuses([ContainerStatus::InProgress]);
+    post_through(&w, "P3", single(MediaKind::Video)).await;
+    let key = DestinationKey { post_id: "P4".into(), account_id: ACCOUNT.into() };
+    let post = Post::new("P4".into(), "generic", "P4", single(MediaKind::Video), NOW);
+    let delivery = Delivery { source: "generic".into(), event_id: "P4".into(), post_id: "P4".into(), expires_at: Some(0), fingerprint: None };
+    w.store.create_post(&delivery, &post, &post.destinations(NOW)).await.unwrap();
+    create_container::start(&w.deps, key).await.unwrap();
+    let poll = w.scheduler.schedules.lock().unwrap().iter().rev().find(|s| s.name.starts_with("poll-P4")).unwrap().at;
+    assert_eq!(poll, NOW + Duration::from_secs(90));
 }

@@ -6,6 +6,7 @@ mod common;
 mod api_keys;
 mod cli;
 mod cli_output;
+mod graph_calls;
 mod lambda_semantics;
 mod media;
 mod operations;
