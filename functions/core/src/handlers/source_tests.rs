@@ -70,6 +70,7 @@ async fn deps(now: OffsetDateTime, routing: Routing) -> (Ingest, Arc<MemoryStore
             wordpress: Some(StandardWebhookVerifier::new(&format!("{WP_PREVIOUS} {WP_CURRENT}")).unwrap()),
             assets: Arc::new(assets()),
         },
+        connect: None,
     };
     (deps, store)
 }

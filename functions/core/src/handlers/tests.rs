@@ -452,6 +452,7 @@ fn ingest_deps(store: Arc<MemoryStore>, now: OffsetDateTime) -> Ingest {
         api_keys: Arc::new(crate::store::api_keys::MemoryApiKeys::default()),
         scheduler: Arc::new(MemoryScheduler::default()),
         sources: Default::default(),
+        connect: None,
     }
 }
 

@@ -7,6 +7,7 @@ mod cli;
 mod cli_output;
 mod lambda_semantics;
 mod media;
+mod oauth;
 mod operations;
 mod pipeline;
 mod posts_api;

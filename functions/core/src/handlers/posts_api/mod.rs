@@ -137,7 +137,7 @@ fn match_path<'a>(template: &str, path: &'a str) -> Option<Option<&'a str>> {
 }
 
 /// `Authorization: Bearer <key>`, whose SHA-256 must be registered. The key is never logged.
-async fn authenticate(deps: &Ingest, request: &Request) -> Result<(), RequestError> {
+pub(crate) async fn authenticate(deps: &Ingest, request: &Request) -> Result<(), RequestError> {
     let refused = || {
         RequestError::new(401, "unauthorized", "a valid API key is required: send the header Authorization: Bearer <key>")
     };
