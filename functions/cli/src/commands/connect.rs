@@ -185,9 +185,9 @@ fn page_html(title: &str, text: &str) -> String {
 
 /// Opens the URL with `$BROWSER` when it is set (a terminal without one just shows the URL).
 pub fn open_with_browser_var(url: &str) {
-    if let Some(browser) = std::env::var_os("BROWSER").filter(|b| !b.is_empty()) {
-        if let Err(e) = std::process::Command::new(&browser).arg(url).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn() {
-            eprintln!("could not start $BROWSER ({}): {e}; open the page yourself", browser.to_string_lossy());
-        }
+    let Some(browser) = std::env::var_os("BROWSER").filter(|b| !b.is_empty()) else { return };
+    let started = std::process::Command::new(&browser).arg(url).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn();
+    if let Err(e) = started {
+        eprintln!("could not start $BROWSER ({}): {e}; open the page yourself", browser.to_string_lossy());
     }
 }
