@@ -437,7 +437,8 @@ impl OAuthClient {
             username: me.username,
             login: LoginFlavour::Instagram,
             token,
-            expires_at: long.expires_in.map(|s| OffsetDateTime::now_utc() + Duration::from_secs(s)),
+            // To the second: it is shown and stored as RFC 3339.
+            expires_at: long.expires_in.map(|s| (OffsetDateTime::now_utc() + Duration::from_secs(s)).replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc())),
             page: None,
         })
     }
