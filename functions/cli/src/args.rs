@@ -60,6 +60,9 @@ pub enum Command {
 pub enum AccountsCommand {
     /// Store an account's token (Secrets Manager) and the account; waiting posts continue
     Add(AddArgs),
+    /// Log in with Meta in a browser and store the account it connects, as `add` does
+    /// (prints the authorize URL, opens $BROWSER when set, waits on a loopback callback)
+    Connect(ConnectArgs),
     /// Every account: login, token expiry, status, latest API usage
     List(ListAccountsArgs),
     /// Refresh an account's long-lived token now
@@ -85,6 +88,31 @@ impl std::fmt::Debug for AddArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AddArgs").field("id", &self.id).field("login", &self.login).field("exchange", &self.exchange).finish_non_exhaustive()
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Instagram Login (no Facebook Page needed) or Facebook Login (the Page's Instagram account)
+    #[arg(long, value_enum, default_value_t = Login::Instagram)]
+    pub flavour: Login,
+    /// The Meta app id (Instagram Login: the Instagram app id); default: INSTAGRAM_APP_ID /
+    /// FACEBOOK_APP_ID, else the Meta app secret's instagram_app_id / facebook_app_id
+    #[arg(long)]
+    pub app_id: Option<String>,
+    /// Read the app secret from the first line of stdin instead of the Meta app secret in
+    /// Secrets Manager (it is never a flag: flags end up in shell histories and process lists)
+    #[arg(long)]
+    pub app_secret_stdin: bool,
+    /// Port of the loopback callback http://127.0.0.1:PORT/callback (0: any free one); Meta
+    /// accepts only redirect URIs registered in the app, so register it with a fixed port
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Facebook Login: the Page whose Instagram account to connect (needed when there are several)
+    #[arg(long)]
+    pub page: Option<String>,
+    /// Seconds to wait for the login to come back
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]

@@ -41,6 +41,30 @@ pub async fn run(cli: Cli, ctx: &Ctx, out: &mut dyn Write) -> Result<u8, CliErro
             }
             Ok(0)
         }
+        Command::Accounts(AccountsCommand::Connect(args)) => {
+            let app_secret = if args.app_secret_stdin {
+                Some(commands::accounts::read_token("-", &mut std::io::stdin().lock()).map_err(|_| CliError("--app-secret-stdin: the first line of stdin is empty".into()))?)
+            } else {
+                None
+            };
+            if args.page.is_some() && matches!(args.flavour, args::Login::Instagram) {
+                return Err(CliError("--page chooses a Facebook Page: use it with --flavour facebook".into()));
+            }
+            let request = commands::connect::ConnectRequest {
+                login: args.flavour.into(),
+                app_id: args.app_id,
+                app_secret,
+                port: args.port,
+                page: args.page,
+                timeout: std::time::Duration::from_secs(args.timeout),
+            };
+            let open = commands::connect::open_with_browser_var;
+            let connected = commands::connect::connect(ctx, request, &open, &mut std::io::stderr(), text).await?;
+            if let Some(out) = json {
+                output::write_json(out, &output::ConnectedJson::new(&connected, ctx.config.account_secret_prefix()))?;
+            }
+            Ok(0)
+        }
         Command::Accounts(AccountsCommand::List(list)) => {
             let rows = commands::accounts::list(ctx, list.quota, text).await?;
             if let Some(out) = json {

@@ -121,6 +121,34 @@ impl AddedJson {
     }
 }
 
+/// `accounts connect`: who was connected (never the token).
+#[derive(Serialize)]
+pub struct ConnectedJson {
+    pub account_id: String,
+    pub username: Option<String>,
+    pub login: &'static str,
+    pub secret_name: String,
+    /// `null`: the token does not expire (a Facebook Page token).
+    pub token_expires_at: Option<String>,
+    /// Facebook Login: the Page whose token is stored.
+    pub page: Option<instapipe_core::oauth::Page>,
+    pub resumed: usize,
+}
+
+impl ConnectedJson {
+    pub fn new(connected: &crate::commands::connect::ConnectedAccount, secret_prefix: &str) -> ConnectedJson {
+        ConnectedJson {
+            account_id: connected.account_id.clone(),
+            username: connected.username.clone(),
+            login: login_name(connected.login),
+            secret_name: format!("{secret_prefix}{}", connected.account_id),
+            token_expires_at: at(connected.token_expires_at),
+            page: connected.page.clone(),
+            resumed: connected.resumed,
+        }
+    }
+}
+
 #[derive(Serialize)]
 pub struct RefreshedJson {
     pub accounts: Vec<RefreshedAccountJson>,

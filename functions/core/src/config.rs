@@ -41,6 +41,26 @@ pub struct IngestSettings {
     pub routing: Routing,
     /// `CONTENTFUL_DELIVERY_BASE_URL`: where Contentful asset links are resolved.
     pub contentful_delivery_base_url: String,
+    /// Connecting accounts by OAuth (`/oauth/*`, and the CLI's `accounts connect`).
+    pub connect: ConnectSettings,
+}
+
+/// Connecting an account by OAuth (see `oauth`): where Meta's login pages are, which app, and
+/// where the connected account's token goes.
+#[derive(Clone, Debug)]
+pub struct ConnectSettings {
+    /// `OAUTH_REDIRECT_URI`: the public function's `/oauth/callback` URL, as registered in the
+    /// Meta app. Unset: `/oauth/start` and `/oauth/callback` answer 404 `not_configured`.
+    pub redirect_uri: Option<String>,
+    /// `OAUTH_BASE_URL`: one host for Meta's login pages and api.instagram.com (the simulator).
+    pub oauth_base_url: Option<String>,
+    /// `INSTAGRAM_APP_ID`, `FACEBOOK_APP_ID`: the app ids (else from the Meta app secret).
+    pub instagram_app_id: Option<String>,
+    pub facebook_app_id: Option<String>,
+    pub graph: GraphConfig,
+    pub account_secret_prefix: String,
+    /// The Meta app secret (its app secrets sign the `state`).
+    pub meta_app_secret_name: String,
 }
 
 /// create-container, poll-status and publish.
@@ -147,7 +167,31 @@ impl Settings for IngestSettings {
             contentful_delivery_base_url: vars
                 .optional("CONTENTFUL_DELIVERY_BASE_URL")
                 .unwrap_or_else(|| crate::sources::contentful_assets::DEFAULT_BASE_URL.into()),
+            connect: ConnectSettings::read(vars)?,
         })
+    }
+}
+
+impl ConnectSettings {
+    fn read(vars: &Vars) -> Result<Self> {
+        let url = |name: &str| vars.optional(name).map(|u| u.trim().trim_end_matches('/').to_string());
+        Ok(ConnectSettings {
+            redirect_uri: vars.optional("OAUTH_REDIRECT_URI").map(|u| u.trim().to_string()),
+            oauth_base_url: url("OAUTH_BASE_URL"),
+            instagram_app_id: vars.optional("INSTAGRAM_APP_ID"),
+            facebook_app_id: vars.optional("FACEBOOK_APP_ID"),
+            graph: GraphConfig::read(vars)?,
+            account_secret_prefix: vars.account_secret_prefix(),
+            meta_app_secret_name: vars.optional("META_APP_SECRET_NAME").unwrap_or_else(|| secrets::DEFAULT_META_APP_SECRET_NAME.into()),
+        })
+    }
+
+    /// The app id of a flavour from the environment, if set there.
+    pub fn app_id(&self, login: crate::account::LoginFlavour) -> Option<String> {
+        match login {
+            crate::account::LoginFlavour::Instagram => self.instagram_app_id.clone(),
+            crate::account::LoginFlavour::Facebook => self.facebook_app_id.clone(),
+        }
     }
 }
 

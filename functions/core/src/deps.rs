@@ -62,6 +62,8 @@ pub struct Ingest {
     pub cursor_key: CursorKey,
     /// Shopify, Contentful, WordPress and EventBridge: verifiers, routing, asset resolver.
     pub sources: SourceDeps,
+    /// `/oauth/start` and `/oauth/callback`; `None` without `OAUTH_REDIRECT_URI`.
+    pub connect: Option<Arc<Connect>>,
 }
 
 impl Ingest {
@@ -100,7 +102,62 @@ impl Ingest {
                 )),
             )
             .await?,
+            connect: Connect::new(clients, settings)?.map(Arc::new),
         })
+    }
+}
+
+/// What connecting an account by OAuth needs on the public function: the login calls, the Meta
+/// app (read on first use), and where the account and its token are stored (the pipeline's
+/// store and scheduler, to resume its waiting posts).
+pub struct Connect {
+    pub client: crate::oauth::OAuthClient,
+    pub settings: crate::config::ConnectSettings,
+    /// `OAUTH_REDIRECT_URI`.
+    pub redirect_uri: String,
+    pub pipeline: Pipeline,
+    pub vault: Arc<dyn TokenVault>,
+    secrets: aws_sdk_secretsmanager::Client,
+    credentials: tokio::sync::OnceCell<secrets::AppCredentials>,
+}
+
+impl Connect {
+    pub fn new(clients: &AwsClients, settings: &IngestSettings) -> Result<Option<Connect>> {
+        let connect = &settings.connect;
+        let Some(redirect_uri) = connect.redirect_uri.clone() else { return Ok(None) };
+        let pipeline_settings = PipelineSettings {
+            table_name: settings.table_name.clone(),
+            schedules: settings.schedules.clone(),
+            account_secret_prefix: connect.account_secret_prefix.clone(),
+            graph: connect.graph.clone(),
+            // Only a resumed PROCESSING destination polls, and the poll-status function
+            // carries on with its own policy from the next poll on.
+            polling: PollPolicy::default(),
+            media_check: false,
+        };
+        Ok(Some(Connect {
+            client: crate::oauth::OAuthClient::new(
+                crate::oauth::OAuthHosts::from_override(connect.oauth_base_url.as_deref()),
+                connect.graph.clone(),
+            )?,
+            settings: connect.clone(),
+            redirect_uri,
+            pipeline: Pipeline::new(clients, &pipeline_settings)?,
+            vault: Arc::new(SecretsManagerTokens::new(clients.secrets.clone(), &connect.account_secret_prefix)),
+            secrets: clients.secrets.clone(),
+            credentials: tokio::sync::OnceCell::new(),
+        }))
+    }
+
+    /// The Meta app of `login`: ids from the environment or the Meta app secret, secrets from it.
+    pub async fn app(&self, login: crate::account::LoginFlavour) -> std::result::Result<crate::oauth::OAuthApp, crate::oauth::ConnectError> {
+        let name = &self.settings.meta_app_secret_name;
+        let stored = self
+            .credentials
+            .get_or_try_init(|| secrets::AppCredentials::read(&self.secrets, name))
+            .await
+            .map_err(|e| crate::oauth::ConnectError::Setup(format!("the Meta app secret {name} could not be read: {e}")))?;
+        crate::oauth::OAuthApp::resolve(login, self.settings.app_id(login), None, Some(stored))
     }
 }
 

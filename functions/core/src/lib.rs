@@ -12,6 +12,7 @@ pub mod handlers;
 pub mod intake;
 pub mod media_check;
 pub mod metrics;
+pub mod oauth;
 pub mod polling;
 pub mod post;
 pub mod route_secrets;

@@ -77,8 +77,9 @@ impl WebhookSecrets {
 }
 
 /// The Meta app's credentials, from a Secrets Manager secret (JSON):
-/// `{"facebook_app_id": "...", "facebook_app_secret": "...", "instagram_app_secret": "..."}`.
-/// Each field is needed only by the calls that use it (see `graph::account_api`).
+/// `{"facebook_app_id": "...", "facebook_app_secret": "...", "instagram_app_id": "...",
+/// "instagram_app_secret": "..."}`. Each field is needed only by the calls that use it (see
+/// `graph::account_api`; the app ids only by `oauth`, which also takes them from the environment).
 #[derive(Default, Deserialize)]
 pub struct AppCredentials {
     #[serde(default)]
@@ -87,6 +88,8 @@ pub struct AppCredentials {
     pub facebook_app_secret: Option<SecretString>,
     #[serde(default, deserialize_with = "secret_opt")]
     pub instagram_app_secret: Option<SecretString>,
+    #[serde(default)]
+    pub instagram_app_id: Option<String>,
 }
 
 fn secret_opt<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<SecretString>, D::Error> {
@@ -95,7 +98,7 @@ fn secret_opt<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Opt
 
 impl AppCredentials {
     pub async fn read(client: &Client, name: &str) -> Result<AppCredentials> {
-        read_json(client, name, "a JSON object with facebook_app_id, facebook_app_secret and/or instagram_app_secret").await
+        read_json(client, name, "a JSON object with facebook_app_id, facebook_app_secret, instagram_app_id and/or instagram_app_secret").await
     }
 }
 

@@ -85,6 +85,17 @@ impl GraphError {
     }
 
     /// 100, no subcode: a bad or missing parameter.
+    /// A code exchange refused (code 100; subcode 36007 expired, 36008 redirect_uri or
+    /// client mismatch, 36009 used or unknown).
+    pub fn oauth_code(subcode: i64, message: &str) -> Self {
+        GraphError::new(100, Some(subcode), message)
+    }
+
+    /// Code 200: the token lacks a permission the call needs.
+    pub fn missing_permission(permission: &str) -> Self {
+        GraphError::new(200, None, format!("(#200) Requires {permission} permission to manage the object"))
+    }
+
     pub fn invalid_parameter(detail: impl Into<String>) -> Self {
         let detail = detail.into();
         Self::new(100, None, format!("(#100) {detail}")).user("Invalid parameter", detail)

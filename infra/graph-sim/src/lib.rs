@@ -10,6 +10,7 @@ mod config;
 mod error;
 mod faults;
 mod graph;
+mod oauth;
 mod params;
 mod routes;
 mod state;
@@ -23,6 +24,7 @@ use serde::Serialize;
 
 pub use config::SimConfig;
 pub use tokens::LONG_LIVED_SECS;
+pub use oauth::{CODE_LIFETIME, Consent, DEFAULT_LOGIN_ACCOUNT, SimPage};
 use state::State;
 
 /// A handle on one simulated Graph API; clones share the same state.

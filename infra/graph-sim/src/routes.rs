@@ -17,6 +17,7 @@ use crate::graph::{GraphPath, Reply};
 use crate::params::{Params, access_token};
 use crate::state::State;
 use crate::tokens::Grant;
+use crate::oauth;
 use crate::{GraphSim, RecordedRequest};
 
 pub(crate) fn router(sim: GraphSim) -> Router {
@@ -32,6 +33,13 @@ pub(crate) fn router(sim: GraphSim) -> Router {
         .route("/refresh_access_token", get(instagram_refresh))
         .route("/access_token", get(instagram_exchange))
         .route("/{version}/oauth/access_token", get(facebook_exchange))
+        // The login pages and code exchanges: see `oauth`.
+        .route("/oauth/authorize", get(oauth::instagram_authorize))
+        .route("/{version}/dialog/oauth", get(oauth::facebook_dialog))
+        .route("/oauth/access_token", post(oauth::instagram_code_exchange))
+        .route("/{version}/me/permissions", get(me_permissions))
+        .route("/{version}/me/accounts", get(me_accounts))
+        .route("/_sim/oauth/consent", post(oauth::sim_consent))
         // Every other path is a Graph path: `/{version}/{id}[/{edge}]`, parsed by hand so that
         // unknown paths get Graph's own error answers instead of a bare 404.
         .fallback(graph)
@@ -225,7 +233,25 @@ async fn instagram_exchange(sim: AxumState<GraphSim>, uri: Uri, headers: HeaderM
 }
 
 async fn facebook_exchange(sim: AxumState<GraphSim>, uri: Uri, headers: HeaderMap) -> Response {
+    // A code, or a Facebook user token from a login; else an account's token.
+    if let Some(response) = oauth::facebook_token(&sim.0, &uri, &headers) {
+        return response;
+    }
     token_grant(sim, Grant::FacebookExchange, uri, headers)
+}
+
+async fn me_permissions(sim: AxumState<GraphSim>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    match oauth::facebook_me(&sim.0, "permissions", &uri, &headers) {
+        Some(response) => response,
+        None => graph(sim, method, uri, headers, body).await,
+    }
+}
+
+async fn me_accounts(sim: AxumState<GraphSim>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    match oauth::facebook_me(&sim.0, "accounts", &uri, &headers) {
+        Some(response) => response,
+        None => graph(sim, method, uri, headers, body).await,
+    }
 }
 
 fn token_grant(AxumState(sim): AxumState<GraphSim>, grant: Grant, uri: Uri, headers: HeaderMap) -> Response {

@@ -129,6 +129,8 @@ pub(crate) struct State {
     pub fault_rng: StdRng,
     /// Drives shortcodes and fbtrace ids.
     content_rng: StdRng,
+    /// Logins: the consent the next one gives, codes issued, Facebook user tokens.
+    pub oauth: crate::oauth::OAuthState,
 }
 
 impl State {
@@ -153,6 +155,7 @@ impl State {
             carousel_creations_to_answer_late: 0,
             fault_rng: StdRng::seed_from_u64(seed),
             content_rng: StdRng::seed_from_u64(seed ^ 0x5EED_C0DE_5EED_C0DE),
+            oauth: crate::oauth::OAuthState::default(),
         }
     }
 
@@ -162,10 +165,24 @@ impl State {
         let next_id = self.next_id;
         let tokens = std::mem::take(&mut self.tokens);
         let expired_tokens = std::mem::take(&mut self.expired_tokens);
+        let consent = self.oauth.consent.clone();
         *self = State::new(self.config.clone());
+        self.oauth.consent = consent;
         self.tokens = tokens;
         self.expired_tokens = expired_tokens;
         self.next_id = next_id;
+    }
+
+    /// Records a request by its path only (login requests carry codes and secrets in the query).
+    pub fn record(&mut self, method: &str, path: &str, headers: &axum::http::HeaderMap, body: &str) {
+        self.requests.push(crate::RecordedRequest {
+            method: method.into(),
+            path_and_query: path.into(),
+            authorization: headers
+                .get(axum::http::header::AUTHORIZATION)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            body: body.into(),
+        });
     }
 
     pub fn new_id(&mut self) -> String {

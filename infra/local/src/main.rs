@@ -110,6 +110,21 @@ async fn run() -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // A second account, connected the way an operator would: Instagram Login through the
+    // public function's /oauth/start and /oauth/callback, against the simulator's login page.
+    if stack.sim.is_some() {
+        println!("\nConnecting a second demo account by Instagram Login ({}/oauth/start) ...", stack.base_url);
+        let connected = stack.connect_by_oauth("instagram").await?;
+        println!(
+            "  connected account {} @{} ({} login), token expires {}",
+            connected["account_id"].as_str().unwrap_or("?"),
+            connected["username"].as_str().unwrap_or("?"),
+            connected["flavour"].as_str().unwrap_or("?"),
+            connected["token_expires_at"].as_str().unwrap_or("never"),
+        );
+        println!("  (from a terminal: cargo run -q -p instapipe-cli -- {} accounts connect --flavour instagram)", env_file.cli_option);
+    }
+
     let sample = serde_json::json!({
         "caption": "Another post #instapipe",
         "media": [{ "url": "https://picsum.photos/id/1025/1080/1350.jpg", "type": "image" }],

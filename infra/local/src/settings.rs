@@ -86,6 +86,12 @@ pub const DEMO_SECRET: &str = "whsec_bG9jYWwtZGVtby1zZWNyZXQtZm9yLWluc3RhcGlwZQ=
 pub const DEMO_STATUS_SECRET: &str = "whsec_bG9jYWwtc3RhdHVzLXdlYmhvb2tzLXNlY3JldA==";
 /// The local stack's posts API key unless `INSTAPIPE_API_KEY` gives another (local use only).
 pub const DEMO_API_KEY: &str = "ipk_local_demo_key_0123456789abcdef";
+/// The Meta app the local stack's logins go through (the simulator accepts any app): its ids,
+/// and its secrets, written to the Meta app secret in moto.
+pub const DEMO_INSTAGRAM_APP_ID: &str = "990000000000001";
+pub const DEMO_INSTAGRAM_APP_SECRET: &str = "local-demo-instagram-app-secret";
+pub const DEMO_FACEBOOK_APP_ID: &str = "990000000000002";
+pub const DEMO_FACEBOOK_APP_SECRET: &str = "local-demo-facebook-app-secret";
 
 /// Ports and paths only: the secrets and keys in the settings never reach a log line.
 impl std::fmt::Debug for Settings {
@@ -122,7 +128,7 @@ impl Settings {
             .collect();
         // The routed sources' variables (routing, Contentful's Delivery API) pass through too.
         handler_vars.extend(
-            [ROUTING_VAR, "CONTENTFUL_DELIVERY_BASE_URL"].iter().filter_map(|k| var(k).map(|v| (k.to_string(), v))),
+            [ROUTING_VAR, "CONTENTFUL_DELIVERY_BASE_URL", "OAUTH_BASE_URL"].iter().filter_map(|k| var(k).map(|v| (k.to_string(), v))),
         );
         Ok(Settings {
             root: project_root(),
@@ -214,6 +220,10 @@ impl Settings {
     pub fn handler_env<'a>(&'a self, graph_base_url: &'a str) -> impl Fn(&str) -> Option<String> + Copy + 'a {
         move |name| {
             if name == "GRAPH_API_BASE_URL" {
+                return Some(graph_base_url.to_string());
+            }
+            // Meta's login pages and api.instagram.com are the simulator's too.
+            if name == "OAUTH_BASE_URL" && !self.handler_vars.contains_key(name) {
                 return Some(graph_base_url.to_string());
             }
             if name == ROUTING_VAR && !self.handler_vars.contains_key(name) {

@@ -163,6 +163,30 @@ impl LocalStack {
             .await
             .map_err(|e| e.to_string())?;
 
+        // The public function's address first: its /oauth/callback is the redirect URI it sends.
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", settings.http_port))
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AddrInUse => services::port_taken(settings.http_port, "ingest-webhook", "INSTAPIPE_PORT"),
+                _ => format!("cannot listen on port {}: {e}", settings.http_port),
+            })?;
+        let base_url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+        let mut settings = settings;
+        if !settings.handler_vars.contains_key("OAUTH_REDIRECT_URI") {
+            settings.set("OAUTH_REDIRECT_URI", format!("{base_url}/oauth/callback"));
+        }
+        let config = settings.handler_config(&graph_base_url)?;
+        // The Meta app the logins go through (`accounts connect`, /oauth/*).
+        let meta_app = serde_json::json!({
+            "instagram_app_id": crate::settings::DEMO_INSTAGRAM_APP_ID,
+            "instagram_app_secret": crate::settings::DEMO_INSTAGRAM_APP_SECRET,
+            "facebook_app_id": crate::settings::DEMO_FACEBOOK_APP_ID,
+            "facebook_app_secret": crate::settings::DEMO_FACEBOOK_APP_SECRET,
+        });
+        secrets::write(&clients.secrets, &config.token_refresh.meta_app_secret_name, &meta_app.to_string(), "instapipe: Meta app credentials")
+            .await
+            .map_err(|e| e.to_string())?;
+
         // Every function starts as its bin does: its own settings, its own dependencies.
         let env = settings.handler_env(&graph_base_url);
         let functions = Arc::new(Functions::start(&function_clients, env).await?);
@@ -194,13 +218,6 @@ impl LocalStack {
             dice: Dice::new(settings.duplicate_seed.wrapping_mul(2).wrapping_add(3)),
             duplicates: duplicator(&settings, 1),
         };
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", settings.http_port))
-            .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::AddrInUse => services::port_taken(settings.http_port, "ingest-webhook", "INSTAPIPE_PORT"),
-                _ => format!("cannot listen on port {}: {e}", settings.http_port),
-            })?;
-        let base_url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
         let invoke_listener =
             tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| format!("cannot listen for the Invoke API: {e}"))?;
         let lambda_url = format!("http://{}", invoke_listener.local_addr().map_err(|e| e.to_string())?);
@@ -264,6 +281,30 @@ impl LocalStack {
             .map_err(|e| e.to_string())
     }
 
+    /// Connects the account the simulator's login gives (its consent) through the public
+    /// function: `GET /oauth/start` with the stack's API key, the authorize page (which
+    /// redirects at once), then `/oauth/callback`, as a browser would. Its JSON answer.
+    pub async fn connect_by_oauth(&self, flavour: &str) -> Result<Value, String> {
+        let http = reqwest::Client::new();
+        let response = http
+            .get(format!("{}/oauth/start?flavour={flavour}", self.base_url))
+            .bearer_auth(&self.settings.api_key)
+            .send()
+            .await
+            .map_err(|e| format!("/oauth/start: {e}"))?;
+        let status = response.status();
+        let started: Value = response.json().await.map_err(|e| format!("/oauth/start: {e}"))?;
+        let url = started["authorize_url"].as_str().ok_or_else(|| format!("/oauth/start answered {status} {started}"))?;
+        // The browser's part: the login page redirects to the callback, which answers.
+        let response = http.get(url).send().await.map_err(|e| format!("the login: {}", e.without_url()))?;
+        let status = response.status();
+        let connected: Value = response.json().await.map_err(|e| format!("/oauth/callback: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("/oauth/callback answered {status} {connected}"));
+        }
+        Ok(connected)
+    }
+
     /// `http://127.0.0.1:PORT/webhooks/<source>`.
     pub fn source_url(&self, source: &str) -> String {
         format!("{}/webhooks/{source}", self.base_url)
@@ -305,6 +346,8 @@ impl LocalStack {
             ("GRAPH_API_BASE_URL", self.graph_base_url.clone()),
             // `instapipe routes` lists and checks the stack's routes.
             ("ROUTING_CONFIG", (self.settings.handler_env(&self.graph_base_url))("ROUTING_CONFIG").unwrap_or_default()),
+            ("OAUTH_BASE_URL", self.config.ingest.connect.oauth_base_url.clone().unwrap_or_default()),
+            ("META_APP_SECRET_NAME", self.config.token_refresh.meta_app_secret_name.clone()),
         ]
     }
 

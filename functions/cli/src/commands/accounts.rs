@@ -3,7 +3,7 @@
 use std::io::{BufRead, Write};
 
 use instapipe_core::account::{Account, AccountStatus, LoginFlavour};
-use instapipe_core::handlers::reauth::resume_account;
+use instapipe_core::handlers::reauth::register_account;
 use instapipe_core::handlers::refresh_tokens::{self, AccountResult, Outcome, RefreshEvent};
 use instapipe_core::store::AccountStore;
 use secrecy::SecretString;
@@ -82,10 +82,7 @@ pub async fn add(ctx: &Ctx, request: AddAccount, out: &mut dyn Write) -> Result<
     } else {
         (token, None)
     };
-    refresh.tokens.put_token(&account_id, &token).await?;
-    let account = Account { account_id: account_id.clone(), login, status: AccountStatus::Active, token_expires_at };
-    ctx.store().put_account(&account).await?;
-    let resumed = resume_account(&ctx.pipeline()?, &account_id).await?;
+    let resumed = register_account(&ctx.pipeline()?, refresh.tokens.as_ref(), &account_id, login, &token, token_expires_at).await?;
     writeln!(
         out,
         "account {account_id} stored ({} login{}), token in Secrets Manager under {}{account_id}; token expires {}",

@@ -1,6 +1,7 @@
 //! The commands, one module per group. Each takes a [`Ctx`] and writes its report to `out`.
 
 pub mod accounts;
+pub mod connect;
 pub mod import;
 pub mod keys;
 pub mod mcp;

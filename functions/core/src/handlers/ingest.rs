@@ -15,6 +15,9 @@ pub async fn handle(deps: &Ingest, request: Request) -> Response<Body> {
     if let Some(response) = super::posts_api::handle(deps, &request).await {
         return response;
     }
+    if let Some(response) = super::oauth_routes::handle(deps, &request).await {
+        return response;
+    }
     let path = request.uri().path().trim_end_matches('/').to_string();
     let result = match path.as_str() {
         "/webhooks/generic" if request.method() == Method::POST => generic_webhook(deps, &request).await,

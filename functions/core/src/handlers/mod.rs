@@ -6,6 +6,7 @@ pub mod edge;
 pub mod ingest;
 pub mod ingest_event;
 pub mod notify;
+pub mod oauth_routes;
 pub mod poll_status;
 pub mod posts_api;
 pub mod publish;

@@ -1,12 +1,34 @@
 //! Destinations parked in AWAITING_AUTH continue once their account has a new token.
 
-use crate::account::AccountStatus;
+use secrecy::SecretString;
+use time::OffsetDateTime;
+
+use crate::account::{Account, AccountStatus, LoginFlavour};
 use crate::deps::Pipeline;
 use crate::error::Result;
+use crate::tokens::TokenVault;
 use crate::post::DestState;
 use crate::store::DestinationQuery;
 
 use super::steps;
+
+/// Stores an account's token (a new version of its secret), then the account item (ACTIVE, with
+/// the token's expiry), then resumes its waiting posts: what `accounts add`, `accounts connect`
+/// and `/oauth/callback` all do, in this order (the token first, so the account is never ACTIVE
+/// without it). Returns how many destinations were resumed.
+pub async fn register_account(
+    deps: &Pipeline,
+    vault: &dyn TokenVault,
+    account_id: &str,
+    login: LoginFlavour,
+    token: &SecretString,
+    token_expires_at: Option<OffsetDateTime>,
+) -> Result<usize> {
+    vault.put_token(account_id, token).await?;
+    let account = Account { account_id: account_id.to_string(), login, status: AccountStatus::Active, token_expires_at };
+    deps.store.put_account(&account).await?;
+    resume_account(deps, account_id).await
+}
 
 /// Marks the account ACTIVE again and sends each of its waiting destinations back to the step
 /// it was stopped at: QUEUED and READY are picked up from the stream, PROCESSING gets a poll.

@@ -105,6 +105,7 @@ async fn world(now: OffsetDateTime, secrets: MemoryRouteSecrets, shared: &[(Rout
         api_keys: Arc::new(crate::store::api_keys::MemoryApiKeys::default()),
         scheduler: Arc::new(MemoryScheduler::default()),
         cursor_key: Default::default(),
+        connect: None,
         sources: SourceDeps {
             routing: routing(),
             route_secrets: secrets.clone(),

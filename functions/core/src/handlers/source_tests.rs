@@ -79,6 +79,7 @@ async fn deps(now: OffsetDateTime, routing: Routing) -> (Ingest, Arc<MemoryStore
             .collect(),
             assets: Arc::new(assets()),
         },
+        connect: None,
     };
     (deps, store)
 }

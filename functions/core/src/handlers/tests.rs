@@ -460,6 +460,7 @@ fn ingest_deps(store: Arc<MemoryStore>, now: OffsetDateTime) -> Ingest {
         scheduler: Arc::new(MemoryScheduler::default()),
         cursor_key: Default::default(),
         sources: Default::default(),
+        connect: None,
     }
 }
 

@@ -9,6 +9,7 @@ mod cli_output;
 mod graph_calls;
 mod lambda_semantics;
 mod media;
+mod oauth;
 mod operations;
 mod pipeline;
 mod posts_api;

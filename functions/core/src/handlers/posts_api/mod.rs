@@ -156,7 +156,7 @@ fn unauthorized() -> RequestError {
 
 /// `Authorization: Bearer <key>`, whose SHA-256 must be registered: the key as registered,
 /// with its scope. The key is never logged.
-async fn authenticate(deps: &Ingest, request: &Request) -> Result<ApiKey, RequestError> {
+pub(crate) async fn authenticate(deps: &Ingest, request: &Request) -> Result<ApiKey, RequestError> {
     let header = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(unauthorized)?;
     let (scheme, key) = header.trim().split_once(' ').ok_or_else(unauthorized)?;
     let key = key.trim();

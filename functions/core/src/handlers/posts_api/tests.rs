@@ -49,6 +49,7 @@ async fn api() -> Api {
         scheduler: scheduler.clone(),
         cursor_key: Default::default(),
         sources: Default::default(),
+        connect: None,
     };
     Api { deps, store, scheduler, keys }
 }
@@ -551,7 +552,9 @@ fn every_route_served_is_in_the_openapi_document_and_no_other() {
     for (path, item) in paths {
         for method in methods.iter().filter(|m| item.get(**m).is_some()) {
             let webhook = *method == "post" && webhooks.clone().any(|w| Some(w) == path.as_str());
+            let oauth = *method == "get" && [crate::handlers::oauth_routes::START, crate::handlers::oauth_routes::CALLBACK].contains(&path.as_str().unwrap_or(""));
             let served = webhook
+                || oauth
                 || ROUTES.iter().any(|r| Some(r.path) == path.as_str() && r.method.as_str().eq_ignore_ascii_case(method));
             assert!(served, "openapi.yaml documents {method} {path:?}, which is not served");
         }
