@@ -145,7 +145,9 @@ bench: build
 	cargo run -q -p instapipe-local --bin bench -- --functions "$(FUNCTIONS)"
 
 ## soak: 1,000 posts (SOAK_POSTS, SOAK_RATE per second) through Graph and AWS faults, killed invocations, late and duplicate deliveries (lost, duplicated, wrong media, stuck all 0 expected), then PROPTEST_CASES=20000 property tests
+# Built as `make test` builds (the whole workspace's features), so neither rebuilds the other's dependencies.
 soak: deps
-	cargo run -q -p instapipe-local --bin soak -- --posts $(SOAK_POSTS) --rate $(SOAK_RATE) --seed $(SOAK_SEED) \
+	cargo test --workspace --no-run -q
+	$(CARGO_BIN)/soak --posts $(SOAK_POSTS) --rate $(SOAK_RATE) --seed $(SOAK_SEED) \
 	  --lost-publish $(SOAK_LOST_PUBLISH) --aws-errors $(SOAK_AWS_ERRORS) --kill-rate $(SOAK_KILL_RATE) --late-ms $(SOAK_LATE_MS)
-	PROPTEST_CASES=20000 cargo test -p instapipe-core --test properties
+	PROPTEST_CASES=20000 cargo test --workspace --test properties
