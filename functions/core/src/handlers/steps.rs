@@ -367,11 +367,20 @@ pub fn first_look(deps: &Pipeline, ctx: &Context, dest: &Destination, now: Durat
     learnt.unwrap_or_else(|| deps.polling.first_guess(stage, has_video)).max(now)
 }
 
+/// How many of the policy's first guesses a learnt processing time may reach at most.
+pub const LEARNT_CEILING_FIRST_GUESSES: u32 = 8;
+
 /// A container of `stage` was found finished by the look at `found` (since creation): keep it
 /// on the account when it is later than what was known (see [`crate::account::ProcessingTimes`]).
 /// Never fails the step: a lost record only costs a look next time.
 pub async fn learn_processing(deps: &Pipeline, ctx: &mut Context, stage: ProcessingStage, found: Duration) {
     let now = deps.clock.now();
+    // A look delayed by a fault (a 5xx, a killed or retried invocation, a late schedule) finds
+    // the container long after it finished; learnt as is, such outliers only ever ratchet the
+    // first look later (the all-faults soak ran images into their processing deadline). The
+    // learnt time is therefore kept within a few first guesses of the polling policy.
+    let has_video = ctx.post.media.iter().any(|m| m.kind == MediaKind::Video);
+    let found = found.min(deps.polling.first_guess(stage, has_video) * LEARNT_CEILING_FIRST_GUESSES);
     if ctx.usage.as_ref().and_then(|u| u.processing.get(stage, now)).is_some_and(|known| found <= known) {
         return;
     }
