@@ -30,6 +30,25 @@ pub struct Skipped {
 /// The attribute that marks a delivery item as skipped.
 pub const SKIPPED_REASON_ATTRIBUTE: &str = "skipped_reason";
 
+impl DynamoStore {
+    /// One string attribute of a delivery record (consistent read, only that attribute).
+    async fn delivery_attribute(&self, source: &str, event_id: &str, name: &str) -> Result<Option<String>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(keys::delivery(source, event_id)))
+            .key("sk", AttributeValue::S(keys::DELIVERY.into()))
+            .projection_expression("#a")
+            .expression_attribute_names("#a", name)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DynamoDB GetItem", e))?;
+        Ok(out.item.and_then(|mut item| item.remove(name)).and_then(|v| v.as_s().ok().cloned()))
+    }
+}
+
 #[async_trait]
 pub trait DeliveryLog: Send + Sync {
     /// Writes every delivery (each naming `post`), the post and its destinations at once — or
@@ -128,32 +147,11 @@ impl DeliveryLog for DynamoStore {
     }
 
     async fn delivered_post(&self, source: &str, event_id: &str) -> Result<Option<String>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(keys::delivery(source, event_id)))
-            .key("sk", AttributeValue::S(keys::DELIVERY.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Error::aws("DynamoDB GetItem", e))?;
-        Ok(out.item.and_then(|mut item| item.remove("post_id")).and_then(|v| v.as_s().ok().cloned()))
+        self.delivery_attribute(source, event_id, "post_id").await
     }
 
     async fn delivery_fingerprint(&self, source: &str, event_id: &str) -> Result<Option<String>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(keys::delivery(source, event_id)))
-            .key("sk", AttributeValue::S(keys::DELIVERY.into()))
-            .projection_expression("fingerprint")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Error::aws("DynamoDB GetItem", e))?;
-        Ok(out.item.and_then(|mut item| item.remove("fingerprint")).and_then(|v| v.as_s().ok().cloned()))
+        self.delivery_attribute(source, event_id, "fingerprint").await
     }
 }
 
