@@ -1,5 +1,7 @@
 //! Instagram accounts that instapipe publishes to. Their tokens live in Secrets Manager.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -129,11 +131,13 @@ pub enum ProcessingStage {
     Carousel,
 }
 
-/// Processing times learnt per stage, in milliseconds after the container's creation: the
-/// time of the look that found it finished. Only a look later than the learnt time (the first
-/// look, placed at the learnt time, missed) moves it, so the next first look lands where the
-/// last container was found done. A learnt time is forgotten after a day so that faster
-/// processing is noticed again.
+/// Processing times learnt per stage, in milliseconds after the container's creation, as a
+/// window: the container was done at the look that found it (`ms`), and still in progress at the
+/// latest look that missed it (`missed_ms`). The first look goes to the middle of a wide window
+/// and to its end once it is narrow, so a time first found by a coarse poll grid moves down to
+/// the real processing time in a few posts (each missed middle costs one look), and a slower
+/// container moves it up again. A learnt time is forgotten after a day so that faster processing
+/// is noticed again.
 ///
 /// Every field is written, as null when nothing is learnt: an empty map attribute is stored by
 /// DynamoDB Local in a form its stream then cannot describe.
@@ -154,6 +158,8 @@ pub struct Learnt {
     pub ms: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed_ms: Option<u64>,
 }
 
 /// How long a learnt processing time is trusted.
@@ -169,26 +175,59 @@ impl ProcessingTimes {
         }
     }
 
-    pub fn get(&self, stage: ProcessingStage, now: OffsetDateTime) -> Option<std::time::Duration> {
+    fn fresh(&self, stage: ProcessingStage, now: OffsetDateTime) -> Option<Learnt> {
         let learnt = match stage {
             ProcessingStage::Image => self.image,
             ProcessingStage::Video => self.video,
             ProcessingStage::CarouselItems => self.carousel_items,
             ProcessingStage::Carousel => self.carousel,
         };
-        learnt.filter(|l| now - l.at < LEARNT_FOR).map(|l| std::time::Duration::from_millis(l.ms))
+        learnt.filter(|l| now - l.at < LEARNT_FOR)
     }
 
-    /// A container of `stage` was found finished by the look at `found` after its creation.
-    /// Returns whether that changed what is known (worth a write).
-    pub fn learn(&mut self, stage: ProcessingStage, found: std::time::Duration, now: OffsetDateTime) -> bool {
-        let known = self.get(stage, now);
-        if known.is_some_and(|k| found <= k) {
+    /// When the last container of `stage` was known to be done (the end of the window).
+    pub fn get(&self, stage: ProcessingStage, now: OffsetDateTime) -> Option<Duration> {
+        self.fresh(stage, now).map(|l| Duration::from_millis(l.ms))
+    }
+
+    /// Where to look first at a container of `stage`: the middle of a window that is not yet
+    /// close enough, else its end.
+    pub fn first_look(&self, stage: ProcessingStage, now: OffsetDateTime) -> Option<Duration> {
+        let learnt = self.fresh(stage, now)?;
+        let done = Duration::from_millis(learnt.ms);
+        Some(match learnt.missed_ms.map(Duration::from_millis) {
+            Some(missed) if done.saturating_sub(missed) > close_enough(done) => missed + (done - missed) / 2,
+            _ => done,
+        })
+    }
+
+    /// A container of `stage` was found finished by the look at `found` after its creation,
+    /// `missed` the latest look that found it still in progress. An earlier finish moves the
+    /// window's end down; a later one moves it up only when the container was seen in progress
+    /// (a look placed late for another reason says nothing about processing). Returns whether
+    /// that changed what is known (worth a write).
+    pub fn learn(&mut self, stage: ProcessingStage, found: Duration, missed: Option<Duration>, now: OffsetDateTime) -> bool {
+        let known = self.fresh(stage, now);
+        let done = match known.map(|k| Duration::from_millis(k.ms)) {
+            Some(done) if found > done && missed.is_none() => done,
+            _ => found,
+        };
+        let known_missed = known.and_then(|k| k.missed_ms).map(Duration::from_millis);
+        let missed = missed.into_iter().chain(known_missed).filter(|m| *m < done).max();
+        let millis = |d: Duration| d.as_millis().min(u128::from(u64::MAX)) as u64;
+        let next = Learnt { ms: millis(done), at: now, missed_ms: missed.map(millis) };
+        if known.is_some_and(|k| (k.ms, k.missed_ms) == (next.ms, next.missed_ms)) {
             return false;
         }
-        *self.slot(stage) = Some(Learnt { ms: found.as_millis().min(u128::from(u64::MAX)) as u64, at: now });
+        *self.slot(stage) = Some(next);
         true
     }
+}
+
+/// A window of learnt processing times narrower than this is narrow enough: one eighth of the
+/// processing time, at least the half second an image may lag (issue 14).
+fn close_enough(done: Duration) -> Duration {
+    (done / 8).max(Duration::from_millis(500))
 }
 
 impl AccountUsage {
@@ -258,18 +297,34 @@ mod tests {
     }
 
     #[test]
-    fn a_processing_time_moves_only_when_the_first_look_missed_and_is_forgotten_after_a_day() {
+    fn the_first_look_narrows_the_window_of_learnt_times_and_a_slower_container_widens_it() {
         let now = datetime!(2026-11-23 10:00 UTC);
-        let ms = std::time::Duration::from_millis;
+        let ms = Duration::from_millis;
+        let video = ProcessingStage::Video;
         let mut times = ProcessingTimes::default();
-        assert_eq!(times.get(ProcessingStage::Image, now), None);
-        assert!(times.learn(ProcessingStage::Image, ms(1200), now));
-        // Found by a first look placed at the learnt time: nothing new.
-        assert!(!times.learn(ProcessingStage::Image, ms(1200), now));
-        assert!(!times.learn(ProcessingStage::Image, ms(900), now));
-        assert!(times.learn(ProcessingStage::Image, ms(1500), now));
-        assert_eq!(times.get(ProcessingStage::Image, now), Some(ms(1500)));
-        assert_eq!(times.get(ProcessingStage::Video, now), None);
-        assert_eq!(times.get(ProcessingStage::Image, now + time::Duration::days(1)), None);
+        assert_eq!(times.first_look(video, now), None);
+        // A coarse poll grid: in progress at 6 s, done at 11 s.
+        assert!(times.learn(video, ms(11_000), Some(ms(6_000)), now));
+        assert_eq!(times.first_look(video, now), Some(ms(8_500)));
+        // Found at the middle: the window ends there.
+        assert!(times.learn(video, ms(8_500), None, now));
+        assert_eq!(times.first_look(video, now), Some(ms(7_250)));
+        // Missed at the middle, found at the end: the window starts there.
+        assert!(times.learn(video, ms(8_500), Some(ms(7_250)), now));
+        assert_eq!(times.first_look(video, now), Some(ms(7_875)));
+        assert!(times.learn(video, ms(7_875), None, now));
+        // 0.625 s wide is close enough for 7.9 s: looked at where the last was found.
+        assert_eq!(times.first_look(video, now), Some(ms(7_875)));
+        assert!(!times.learn(video, ms(7_875), None, now), "nothing new");
+        // A look placed late for another reason, without a miss, says nothing.
+        assert!(!times.learn(video, ms(30_000), None, now));
+        // A slower container, in progress at the end: the window moves up and widens.
+        assert!(times.learn(video, ms(9_875), Some(ms(7_875)), now));
+        assert_eq!(times.get(video, now), Some(ms(9_875)));
+        assert_eq!(times.first_look(video, now), Some(ms(8_875)));
+        // Images: a window of half a second is close enough.
+        assert!(times.learn(ProcessingStage::Image, ms(1_125), Some(ms(750)), now));
+        assert_eq!(times.first_look(ProcessingStage::Image, now), Some(ms(1_125)));
+        assert_eq!(times.get(ProcessingStage::Image, now + time::Duration::days(1)), None, "forgotten after a day");
     }
 }

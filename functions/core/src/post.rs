@@ -261,6 +261,7 @@ impl Post {
                 container_created_at: None,
                 poll_attempt: 0,
                 next_poll_at: None,
+                missed_look_ms: None,
                 rearms: 0,
                 rearmed_at: None,
                 recovery_checks: 0,
@@ -422,6 +423,11 @@ pub struct Destination {
     /// When that poll is due to fire.
     #[serde(with = "time::serde::rfc3339::option", default, skip_serializing_if = "Option::is_none")]
     pub next_poll_at: Option<OffsetDateTime>,
+    /// The latest look at the current containers that found them still in progress (ms after
+    /// their creation): with the look that finds them done, the account learns a window of
+    /// processing times ([`crate::account::ProcessingTimes`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed_look_ms: Option<u64>,
     /// Times the watchdog found this destination stalled and started its step again, and when
     /// it last did (the next restart waits a whole grace after it).
     #[serde(default)]
@@ -534,8 +540,15 @@ impl Destination {
         self.children.clear();
         self.children_ready = 0;
         self.container_created_at = None;
+        self.missed_look_ms = None;
         self.poll_attempt = 0;
         self.next_poll_at = None;
+    }
+
+    /// The latest containers were made at `at`: their waits are measured from there.
+    pub fn containers_made_at(&mut self, at: OffsetDateTime) {
+        self.container_created_at = Some(at);
+        self.missed_look_ms = None;
     }
 
     /// When this destination is next expected to move, if anything must move it: the watchdog

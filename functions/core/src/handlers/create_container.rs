@@ -166,12 +166,11 @@ async fn make(deps: &Pipeline, ctx: &Context, dest: &mut Destination, spec: &Con
 /// expires on Meta's side.
 async fn saved(deps: &Pipeline, dest: &mut Destination, id: String, note: String) -> Result<bool> {
     let now = deps.clock.now();
+    // Waits are measured from the latest container made (a carousel's latest item).
+    dest.containers_made_at(now);
     if dest.state == DestState::Processing {
         dest.updated_at = now;
-        // Waits are measured from the latest container made (here a carousel item).
-        dest.container_created_at = Some(now);
     } else {
-        dest.container_created_at = Some(now);
         dest.move_to(DestState::Processing, now, Some(note.clone()))?;
     }
     let landed = steps::save_or_yield(deps, dest).await?;

@@ -41,10 +41,12 @@ pub async fn handle(deps: &Pipeline, input: PollInput) -> Result<()> {
         }
         let Some(mut ctx) = steps::load_context(deps, &mut dest, Step::Check).await? else { return Ok(()) };
         let stage = steps::stage(&ctx.post, &dest);
+        // Read before the look: a carousel container made by it starts a wait of its own.
+        let missed = dest.missed_look_ms.map(std::time::Duration::from_millis);
         let checked = steps::check_container(deps, &ctx, &mut dest).await?;
         let now_in = steps::stage(&ctx.post, &dest);
         if let (Some(placed), true) = (placed, dest.state == DestState::Ready || now_in != stage) {
-            steps::learn_processing(deps, &mut ctx, stage, placed).await;
+            steps::learn_processing(deps, &mut ctx, stage, placed, missed).await;
         }
         if let Checked::Settled = checked {
             tracing::info!("container settled");
@@ -65,10 +67,20 @@ pub async fn handle(deps: &Pipeline, input: PollInput) -> Result<()> {
             let at = steps::first_look(deps, &ctx, &dest, now);
             return steps::look_inline(deps, &mut ctx, &mut dest, at, input.attempt + 1).await;
         }
-        // Missed. Where a first look was placed at a learnt time, the container is nearly done:
-        // the next look one interval later (then growing); else the growing interval as before.
-        let learnt = ctx.usage.as_ref().and_then(|u| u.processing.get(stage, deps.clock.now())).is_some();
-        let delay = deps.polling.delay_before_poll(if learnt { input.attempt } else { input.attempt + 1 });
+        // Missed. A look at the middle of the account's learnt window: its end next, where the
+        // last container was done. A look at a learnt time: the container is nearly done, the
+        // next look one interval later (then growing). Else the growing interval as before.
+        if let Some(placed) = placed {
+            steps::record_miss(&mut dest, placed);
+        }
+        let done = steps::learnt_done(deps, &ctx, stage);
+        let delay = match (placed, done) {
+            (Some(placed), Some(done)) if placed < done => {
+                // At least a second: a one-time schedule is written to the second.
+                done.saturating_sub(steps::since_creation(deps, &dest)).max(std::time::Duration::from_secs(1))
+            }
+            _ => deps.polling.delay_before_poll(if done.is_some() { input.attempt } else { input.attempt + 1 }),
+        };
         steps::schedule_poll_in(deps, &mut dest, input.attempt + 1, delay).await
     }
     .instrument(span)

@@ -278,7 +278,7 @@ async fn create_parent(deps: &Pipeline, ctx: &Context, dest: &mut Destination) -
             dest.container_id = Some(parent.clone());
             dest.updated_at = deps.clock.now();
             // Its wait (first look, deadline) is measured from its own creation.
-            dest.container_created_at = Some(dest.updated_at);
+            dest.containers_made_at(dest.updated_at);
             if !save_or_yield(deps, dest).await? {
                 left_behind_by_lost_race(&parent, "carousel container");
                 return Ok(Children::Settled);
@@ -358,30 +358,46 @@ pub fn since_creation(deps: &Pipeline, dest: &Destination) -> Duration {
 }
 
 /// Where (since the latest container's creation) to look first at the destination's
-/// containers in their current stage: the account's learnt processing time, else the policy's
-/// first guess. Never before `now` (the time since creation).
+/// containers in their current stage: where the account's learnt processing times say
+/// ([`crate::account::ProcessingTimes::first_look`]), else the policy's first guess. Never
+/// before `now` (the time since creation).
 pub fn first_look(deps: &Pipeline, ctx: &Context, dest: &Destination, now: Duration) -> Duration {
     let stage = stage(&ctx.post, dest);
-    let learnt = ctx.usage.as_ref().and_then(|u| u.processing.get(stage, deps.clock.now()));
+    let learnt = ctx.usage.as_ref().and_then(|u| u.processing.first_look(stage, deps.clock.now()));
     let has_video = ctx.post.media.iter().any(|m| m.kind == MediaKind::Video);
     learnt.unwrap_or_else(|| deps.polling.first_guess(stage, has_video)).max(now)
+}
+
+/// When the account's last container of `stage` was known to be done (since creation).
+pub fn learnt_done(deps: &Pipeline, ctx: &Context, stage: ProcessingStage) -> Option<Duration> {
+    ctx.usage.as_ref().and_then(|u| u.processing.get(stage, deps.clock.now()))
+}
+
+/// A look at `missed` (since creation) found the containers still in progress: it is kept on
+/// the destination, for the look that finds them done to learn from.
+pub fn record_miss(dest: &mut Destination, missed: Duration) {
+    dest.missed_look_ms = Some(missed.as_millis().min(u128::from(u64::MAX)) as u64);
 }
 
 /// How many of the policy's first guesses a learnt processing time may reach at most.
 pub const LEARNT_CEILING_FIRST_GUESSES: u32 = 8;
 
-/// A container of `stage` was found finished by the look at `found` (since creation): keep it
-/// on the account when it is later than what was known (see [`crate::account::ProcessingTimes`]).
-/// Never fails the step: a lost record only costs a look next time.
-pub async fn learn_processing(deps: &Pipeline, ctx: &mut Context, stage: ProcessingStage, found: Duration) {
+/// A container of `stage` was found finished by the look at `found` (since creation), and seen
+/// in progress by the look at `missed`: the account's window of processing times moves (see
+/// [`crate::account::ProcessingTimes`]). Never fails the step: a lost record only costs a look
+/// next time.
+pub async fn learn_processing(deps: &Pipeline, ctx: &mut Context, stage: ProcessingStage, found: Duration, missed: Option<Duration>) {
     let now = deps.clock.now();
     // A look delayed by a fault (a 5xx, a killed or retried invocation, a late schedule) finds
-    // the container long after it finished; learnt as is, such outliers only ever ratchet the
-    // first look later (the all-faults soak ran images into their processing deadline). The
-    // learnt time is therefore kept within a few first guesses of the polling policy.
+    // the container long after it finished; learnt as is, such outliers push the first look
+    // later (the all-faults soak ran images into their processing deadline). Learnt times are
+    // therefore kept within a few first guesses of the polling policy.
     let has_video = ctx.post.media.iter().any(|m| m.kind == MediaKind::Video);
-    let found = found.min(deps.polling.first_guess(stage, has_video) * LEARNT_CEILING_FIRST_GUESSES);
-    if ctx.usage.as_ref().and_then(|u| u.processing.get(stage, now)).is_some_and(|known| found <= known) {
+    let ceiling = deps.polling.first_guess(stage, has_video) * LEARNT_CEILING_FIRST_GUESSES;
+    let (found, missed) = (found.min(ceiling), missed.map(|m| m.min(ceiling)));
+    if let Some(usage) = &ctx.usage
+        && !usage.processing.clone().learn(stage, found, missed, now)
+    {
         return;
     }
     let account_id = ctx.account.account_id.clone();
@@ -391,9 +407,10 @@ pub async fn learn_processing(deps: &Pipeline, ctx: &mut Context, stage: Process
             account_id: account_id.clone(),
             ..AccountUsage::default()
         });
-        if usage.processing.learn(stage, found, now) {
+        if usage.processing.learn(stage, found, missed, now) {
             deps.store.put_account_usage(&usage).await?;
-            tracing::info!(?stage, found_ms = found.as_millis() as u64, "processing took longer than learnt; first looks move there");
+            let ms = |d: Duration| d.as_millis() as u64;
+            tracing::info!(?stage, found_ms = ms(found), missed_ms = missed.map(ms), "learnt processing times moved");
         }
         ctx.usage = Some(usage);
         Ok::<_, Error>(())
@@ -418,12 +435,14 @@ pub async fn look_inline(deps: &Pipeline, ctx: &mut Context, dest: &mut Destinat
             return schedule_poll_in(deps, dest, attempt, wait).await;
         }
         tokio::time::sleep(wait).await;
+        // Read before the look: a carousel container made by it starts a wait of its own.
+        let missed = dest.missed_look_ms.map(Duration::from_millis);
         let checked = check_container(deps, ctx, dest).await?;
         let now_in = self::stage(&ctx.post, dest);
         match checked {
             Checked::Settled => {
                 if dest.state == DestState::Ready {
-                    learn_processing(deps, ctx, stage, at).await;
+                    learn_processing(deps, ctx, stage, at, missed).await;
                 }
                 tracing::info!("container settled inline");
                 return Ok(());
@@ -431,13 +450,21 @@ pub async fn look_inline(deps: &Pipeline, ctx: &mut Context, dest: &mut Destinat
             // The carousel's items are done and its container made (its creation is the new
             // origin): its own first look next, within what is left of the budget.
             Checked::Pending if now_in != stage => {
-                learn_processing(deps, ctx, stage, at).await;
+                learn_processing(deps, ctx, stage, at, missed).await;
                 stage = now_in;
                 let now = since_creation(deps, dest);
                 horizon = now + horizon.saturating_sub(at);
                 at = first_look(deps, ctx, dest, now);
             }
-            Checked::Pending => at += deps.polling.inline_step(at),
+            Checked::Pending => {
+                record_miss(dest, at);
+                // A look before the end of the learnt window (its middle) missed: the end is
+                // where the last container was done. Else the policy's next inline step.
+                at = match learnt_done(deps, ctx, stage) {
+                    Some(done) if at < done => done,
+                    _ => at + deps.polling.inline_step(at),
+                };
+            }
         }
     }
 }

@@ -1186,6 +1186,15 @@ async fn metas_publishing_limit_answer_still_defers_and_the_next_publish_reads_t
     assert_eq!(dest(&w).await.state, DestState::Published);
 }
 
+/// Accepts a Reel and makes its container (no poll fired yet).
+async fn start_reel(w: &World, id: &str) {
+    let key = DestinationKey { post_id: id.into(), account_id: ACCOUNT.into() };
+    let post = Post::new(id.into(), "generic", id, single(MediaKind::Video), NOW);
+    let delivery = Delivery { source: "generic".into(), event_id: id.into(), post_id: id.into(), expires_at: Some(0), fingerprint: None };
+    w.store.create_post(&delivery, &post, &post.destinations(NOW)).await.unwrap();
+    create_container::start(&w.deps, key).await.unwrap();
+}
+
 #[tokio::test]
 async fn the_first_look_moves_to_where_the_account_s_last_container_was_found_done() {
     let w = world().await;
@@ -1198,14 +1207,25 @@ async fn the_first_look_moves_to_where_the_account_s_last_container_was_found_do
     // The next image is looked at there first, and found done: one look.
     assert_eq!(post_through(&w, "P2", single(MediaKind::Image)).await, ["create", "status", "publish", "permalink"]);
     // A Reel missed by its first poll (60 s) and found by the second (90 s after creation on
-    // this fixed clock) places the next Reel's first poll there.
+    // this fixed clock): done within (60 s, 90 s], so the next Reel is looked at in the middle.
     w.graph.statuses([ContainerStatus::InProgress]);
     post_through(&w, "P3", single(MediaKind::Video)).await;
-    let key = DestinationKey { post_id: "P4".into(), account_id: ACCOUNT.into() };
-    let post = Post::new("P4".into(), "generic", "P4", single(MediaKind::Video), NOW);
-    let delivery = Delivery { source: "generic".into(), event_id: "P4".into(), post_id: "P4".into(), expires_at: Some(0), fingerprint: None };
-    w.store.create_post(&delivery, &post, &post.destinations(NOW)).await.unwrap();
-    create_container::start(&w.deps, key).await.unwrap();
-    let poll = w.scheduler.schedules.lock().unwrap().iter().rev().find(|s| s.name.starts_with("poll-P4")).unwrap().at;
-    assert_eq!(poll, NOW + Duration::from_secs(90));
+    let first_poll = |id: &str| {
+        let prefix = format!("poll-{id}");
+        w.scheduler.schedules.lock().unwrap().iter().rev().find(|s| s.name.starts_with(&prefix)).unwrap().at
+    };
+    start_reel(&w, "P4").await;
+    assert_eq!(first_poll("P4"), NOW + Duration::from_secs(75));
+    // Missed there: the next look is at the window's end (90 s), not a poll interval later.
+    w.graph.statuses([ContainerStatus::InProgress]);
+    let poll = |attempt| PollInput { post_id: "P4".into(), account_id: ACCOUNT.into(), attempt };
+    poll_status::handle(&w.deps, poll(1)).await.unwrap();
+    assert_eq!(first_poll("P4"), NOW + Duration::from_secs(90));
+    let calls = w.graph.calls.lock().unwrap().len();
+    poll_status::handle(&w.deps, poll(2)).await.unwrap();
+    assert_eq!(w.store.get_destination("P4", ACCOUNT).await.unwrap().unwrap().state, DestState::Ready);
+    assert_eq!(w.graph.calls.lock().unwrap().len(), calls + 1, "found by the one look at the end");
+    // The window is now (75 s, 90 s]: the next Reel is looked at in its middle.
+    start_reel(&w, "P5").await;
+    assert_eq!(first_poll("P5"), NOW + Duration::from_millis(82_500));
 }
