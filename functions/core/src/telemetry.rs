@@ -9,7 +9,9 @@
 
 use std::str::FromStr;
 
-use tracing_subscriber::EnvFilter;
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::prelude::*;
 
 use crate::error::{Error, Result};
 
@@ -29,6 +31,16 @@ pub enum LogLevel {
 
 impl LogLevel {
     pub const ALL: [LogLevel; 5] = [LogLevel::Error, LogLevel::Warn, LogLevel::Info, LogLevel::Debug, LogLevel::Trace];
+
+    fn as_filter(self) -> LevelFilter {
+        match self {
+            LogLevel::Error => LevelFilter::ERROR,
+            LogLevel::Warn => LevelFilter::WARN,
+            LogLevel::Info => LevelFilter::INFO,
+            LogLevel::Debug => LevelFilter::DEBUG,
+            LogLevel::Trace => LevelFilter::TRACE,
+        }
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -67,24 +79,23 @@ const OWN_TARGET: &str = "instapipe_core";
 const LIBRARY_CEILING: LogLevel = LogLevel::Debug;
 
 /// What is logged at `level`: instapipe's targets at `level`, every other target at `level` but
-/// never above [`LIBRARY_CEILING`].
-pub fn filter(level: LogLevel) -> EnvFilter {
-    let libraries = level.min(LIBRARY_CEILING);
-    EnvFilter::builder()
-        .parse(format!("{},{OWN_TARGET}={}", libraries.as_str(), level.as_str()))
-        .expect("the directives are well-formed")
+/// never above [`LIBRARY_CEILING`]. Fixed targets, not `RUST_LOG` directives: no regex engine in
+/// the bootstrap (issue 14).
+pub fn filter(level: LogLevel) -> Targets {
+    Targets::new().with_default(level.min(LIBRARY_CEILING).as_filter()).with_target(OWN_TARGET, level.as_filter())
 }
 
 /// Reads `LOG_LEVEL` (a malformed one stops the function before anything else) and installs the
 /// subscriber.
 pub fn init() -> Result<()> {
     let level = LogLevel::from_lookup(|name| std::env::var(name).ok())?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter(level)).with_target(false);
+    let output = tracing_subscriber::fmt::layer().with_target(false);
+    let logs = tracing_subscriber::registry().with(filter(level));
     let result = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
         // Lambda adds its own timestamps; the span fields carry post id and state.
-        builder.json().with_current_span(true).with_span_list(false).without_time().try_init()
+        logs.with(output.json().with_current_span(true).with_span_list(false).without_time()).try_init()
     } else {
-        builder.compact().try_init()
+        logs.with(output.compact()).try_init()
     };
     // A second init (tests, the local stack hosting several handlers) keeps the first subscriber.
     let _ = result;
@@ -120,7 +131,8 @@ impl std::io::Write for CapturedLogs {
 pub(crate) fn capture(level: LogLevel) -> (tracing::subscriber::DefaultGuard, CapturedLogs) {
     let logs = CapturedLogs::default();
     let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt().json().with_env_filter(filter(level)).with_writer(move || writer.clone()).finish();
+    let subscriber =
+        tracing_subscriber::registry().with(filter(level)).with(tracing_subscriber::fmt::layer().json().with_writer(move || writer.clone()));
     (tracing::subscriber::set_default(subscriber), logs)
 }
 
