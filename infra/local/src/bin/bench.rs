@@ -570,9 +570,13 @@ async fn load(stack: &LocalStack, rows: &mut Vec<Row>) {
     // The ceiling and ingest each start on a quiet stack and write into the stack's own table:
     // the stream sets the pipeline to work on each write alike, so both run beside the same
     // kind of background work (a table nobody reads would spare the ceiling that work alone).
+    // The ceiling runs before and after ingest and its best is kept: whichever runs first also
+    // warms DynamoDB Local's JVM. (Ingest still came out above its ceiling, 1.16× the rate, in
+    // the first run measured so: DynamoDB Local may do worse with 16 transactions in flight
+    // than with ingest's fewer, each webhook spending part of its time elsewhere; not settled.)
     let quiet_before_ceiling = wait_quiet(stack, QUIET_CAP).await;
-    progress(format!("ceiling: {LOAD_COUNT} bare TransactWriteItems, {LOAD_CONCURRENCY} at a time"));
-    let ceiling = ceiling(stack).await;
+    progress(format!("ceiling before ingest: {LOAD_COUNT} bare TransactWriteItems, {LOAD_CONCURRENCY} at a time"));
+    let ceiling_before = ceiling(stack, "before").await;
     let quiet_before_ingest = wait_quiet(stack, QUIET_CAP).await;
     progress(format!("ingest: {LOAD_COUNT} signed webhooks, {LOAD_CONCURRENCY} at a time"));
     let ingest = at_concurrency(move |i| {
@@ -583,6 +587,9 @@ async fn load(stack: &LocalStack, rows: &mut Vec<Row>) {
         }
     })
     .await;
+    let quiet_after_ingest = wait_quiet(stack, QUIET_CAP).await;
+    progress(format!("ceiling after ingest: {LOAD_COUNT} bare TransactWriteItems, {LOAD_CONCURRENCY} at a time"));
+    let ceiling_after = ceiling(stack, "after").await;
     rows.push(row(
         "Webhook acknowledgement latency",
         ingest.latencies(),
@@ -595,24 +602,26 @@ async fn load(stack: &LocalStack, rows: &mut Vec<Row>) {
         format!("{} requests in {:.1} s (cap {} s)", ingest.samples(), ingest.elapsed.as_secs_f64(), LOAD_CAP.as_secs()),
         "while the stack processes the posts it accepted (same 2 cores: DynamoDB Local, moto, simulator, handlers)",
     ));
-    let ceiling = match ceiling {
-        Ok(ceiling) => ceiling,
-        Err(e) => {
+    let (before, after) = match (ceiling_before, ceiling_after) {
+        (Ok(before), Ok(after)) => (before, after),
+        (Err(e), _) | (_, Err(e)) => {
             rows.push(row("Ceiling: bare DynamoDB transaction", format!("not measured: {e}"), "", ""));
             return;
         }
     };
     let quiet_note = |quiet: bool| if quiet { "quiet" } else { "NOT quiet (busy after the cap)" };
     let conditions = format!(
-        "both start on a quiet stack (no new invocation or Graph call for 1.5 s; before the ceiling: {}, before ingest: {}) \
-         and write into the stack's table, so the pipeline works on their posts behind both alike",
+        "each run starts on a quiet stack (no new invocation or Graph call for 1.5 s; before the first ceiling run: {}, \
+         before ingest: {}, before the second ceiling run: {}) and writes into the stack's table, so the pipeline works on \
+         their posts behind each alike; the ceiling is the better of its runs before and after ingest",
         quiet_note(quiet_before_ceiling),
-        quiet_note(quiet_before_ingest)
+        quiet_note(quiet_before_ingest),
+        quiet_note(quiet_after_ingest)
     );
     rows.push(row(
         "Ceiling: bare DynamoDB transaction latency",
-        ceiling.latencies(),
-        format!("{} of {} succeeded", ceiling.ok, ceiling.samples()),
+        format!("before ingest {}; after ingest {}", before.latencies(), after.latencies()),
+        format!("{} of {} succeeded", before.ok + after.ok, before.samples() + after.samples()),
         format!(
             "aws-sdk-dynamodb TransactWriteItems of what ingest writes per accepted webhook (delivery claim, post, destination, \
              their conditions; built by core's Submission::deliveries, Post::new, Post::destinations, DynamoStore::post_creation), \
@@ -621,25 +630,33 @@ async fn load(stack: &LocalStack, rows: &mut Vec<Row>) {
     ));
     rows.push(row(
         "Ceiling: sustained transactions per second",
-        format!("{:.0}/s", ceiling.rate()),
-        format!("{} transactions in {:.1} s", ceiling.samples(), ceiling.elapsed.as_secs_f64()),
+        format!("before ingest {:.0}/s, after ingest {:.0}/s", before.rate(), after.rate()),
+        format!(
+            "{} transactions in {:.1} s, then {} in {:.1} s",
+            before.samples(),
+            before.elapsed.as_secs_f64(),
+            after.samples(),
+            after.elapsed.as_secs_f64()
+        ),
         conditions.clone(),
     ));
     let verdict = |ratio: f64| if ratio >= CEILING_RATIO_BOUND { "met" } else { "NOT met" };
-    let p99_ratio = ceiling.p99() / ingest.p99();
+    let ceiling_p99 = before.p99().min(after.p99());
+    let ceiling_rate = before.rate().max(after.rate());
+    let p99_ratio = ceiling_p99 / ingest.p99();
     rows.push(row(
         "Webhook acknowledgement p99 ÷ ceiling",
-        format!("{p99_ratio:.2} (ceiling p99 {:.1} ms ÷ ingest p99 {:.1} ms)", ceiling.p99(), ingest.p99()),
+        format!("{p99_ratio:.2} (ceiling p99 {ceiling_p99:.1} ms ÷ ingest p99 {:.1} ms)", ingest.p99()),
         format!("bound ≥ {CEILING_RATIO_BOUND} ({})", verdict(p99_ratio)),
         format!(
             "{conditions}; per webhook ingest also verifies the signature, parses, reads the account (GetItem) and answers \
              through the in-process HTTP server, in the dev profile"
         ),
     ));
-    let rate_ratio = ingest.rate() / ceiling.rate();
+    let rate_ratio = ingest.rate() / ceiling_rate;
     rows.push(row(
         "Sustained webhooks per second ÷ ceiling",
-        format!("{rate_ratio:.2} ({:.0}/s ÷ {:.0}/s)", ingest.rate(), ceiling.rate()),
+        format!("{rate_ratio:.2} ({:.0}/s ÷ {ceiling_rate:.0}/s)", ingest.rate()),
         format!("bound ≥ {CEILING_RATIO_BOUND} ({})", verdict(rate_ratio)),
         conditions,
     ));
@@ -715,14 +732,14 @@ where
 /// What ingest's acknowledgement waits on at the least: the one transaction it sends per
 /// accepted webhook, with the items it would write for the bench's image post, built beforehand
 /// by core's own functions and sent by a bare client.
-async fn ceiling(stack: &LocalStack) -> Result<Load, String> {
+async fn ceiling(stack: &LocalStack, run: &str) -> Result<Load, String> {
     let store = DynamoStore::new(stack.clients.dynamodb.clone(), stack.config.ingest.table_name.clone());
     let now = OffsetDateTime::now_utc();
     let mut transactions = Vec::with_capacity(LOAD_COUNT);
     for i in 0..LOAD_COUNT {
-        let body = Kind::Image.body(&format!("bench ceiling {i}")).to_string();
+        let body = Kind::Image.body(&format!("bench ceiling {run} {i}")).to_string();
         let request = generic::parse(body.as_bytes()).map_err(|e| format!("the bench's post does not parse: {}", e.message))?;
-        let submission = Submission::new(DedupeKey::new(generic::SOURCE, format!("msg_bench_ceiling_{i}")), request);
+        let submission = Submission::new(DedupeKey::new(generic::SOURCE, format!("msg_bench_ceiling_{run}_{i}")), request);
         let deliveries = submission.deliveries(now);
         let post = Post::new(submission.post_id, generic::SOURCE, &submission.delivery.event_id, submission.request, now);
         let claims: Vec<_> = deliveries.iter().collect();
