@@ -9,9 +9,15 @@ PYTHON ?= python3
 # Where cargo puts the debug binaries. `make test` runs the contract runner that `cargo test
 # --workspace` has just built: `cargo run -p instapipe-local` would resolve features for that one
 # package and compile a second copy of most dependencies (twice the disk, minutes on 2 cores).
-CARGO_BIN := $(or $(CARGO_TARGET_DIR),target)/debug
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+CARGO_BIN := $(TARGET_DIR)/debug
 # Where `make build` puts the release bootstraps, one directory per function.
-LAMBDA_DIR := $(or $(CARGO_TARGET_DIR),target)/lambda
+LAMBDA_DIR := $(TARGET_DIR)/lambda
+# `make build` writes here how long it took and whether it started from clean, for `make bench`:
+# "<seconds> true|false". From clean = no release artifacts before it (cargo lambda builds for
+# an explicit target triple, into <target dir>/<triple>/release).
+BUILD_RECORD := $(LAMBDA_DIR)/build-record
+RELEASE_ARTIFACTS := $(TARGET_DIR)/*-linux-*/release/deps/*
 VENV   := .venv
 STAMP_PY   := $(VENV)/.installed
 STAMP_NODE := node_modules/.installed
@@ -87,13 +93,18 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	@$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $@
 
-## build: release-build the one bootstrap every Lambda function runs (functions/lambda) with cargo lambda, copied to <target dir>/lambda/<name>/bootstrap
+## build: release-build the one bootstrap every Lambda function runs (functions/lambda) with cargo lambda, copied to <target dir>/lambda/<name>/bootstrap; also the bench's hello-world bootstrap (bench/hello-lambda, not deployed)
+# Both bootstraps in one cargo invocation: one feature resolution, so no dependency compiles twice.
 build: deps
-	cargo lambda build --release --lambda-dir $(LAMBDA_DIR) --bin instapipe-lambda
+	@mkdir -p $(LAMBDA_DIR) && if compgen -G '$(RELEASE_ARTIFACTS)' >/dev/null; then from_clean=false; else from_clean=true; fi && \
+	  echo "$$(date +%s) $$from_clean" > $(BUILD_RECORD).started
+	cargo lambda build --release --lambda-dir $(LAMBDA_DIR) --bin instapipe-lambda --bin hello-lambda
 	@for f in $(FUNCTIONS); do \
 	  mkdir -p $(LAMBDA_DIR)/$$f && cp $(LAMBDA_DIR)/instapipe-lambda/bootstrap $(LAMBDA_DIR)/$$f/bootstrap; \
 	  printf '  %-18s %10s bytes\n' "$$f" "$$(stat -c %s $(LAMBDA_DIR)/$$f/bootstrap)"; \
 	done
+	@read started from_clean < $(BUILD_RECORD).started && secs=$$(( $$(date +%s) - started )) && \
+	  echo "$$secs $$from_clean" > $(BUILD_RECORD) && echo "make build: $$secs s (from clean: $$from_clean)"
 
 ## deploy: build, then sam build (copies the bootstraps, compiles nothing) + sam deploy (--guided the first time, which writes samconfig.toml)
 deploy: build
@@ -140,9 +151,12 @@ SOAK_KILL_RATE    ?= 0.02
 SOAK_LATE_MS      ?= 3000
 SOAK_SEED         ?= 7
 
-## bench: release-build, then measure on a local stack of its own (Graph calls and handler time per post vs a sleep-poll baseline, latency, webhook load, bootstrap size/init/RSS) -> bench/results.md
+## bench: release-build, then measure on a local stack of its own (Graph calls and handler time per post vs a sleep-poll baseline, latency, webhook load vs a bare DynamoDB client, bootstrap size/init/RSS vs hello-world, the build's time) -> bench/results.md
+# Built as `make test` builds (the whole workspace's features), so neither rebuilds the other's dependencies.
 bench: build
-	cargo run -q -p instapipe-local --bin bench -- --functions "$(FUNCTIONS)"
+	cargo test --workspace --no-run -q
+	read build_secs from_clean < $(BUILD_RECORD) && \
+	  $(CARGO_BIN)/bench --functions "$(FUNCTIONS)" --build-secs $$build_secs --build-from-clean $$from_clean
 
 ## soak: 1,000 posts (SOAK_POSTS, SOAK_RATE per second) through Graph and AWS faults, killed invocations, late and duplicate deliveries (lost, duplicated, wrong media, stuck all 0 expected), then PROPTEST_CASES=20000 property tests
 # Built as `make test` builds (the whole workspace's features), so neither rebuilds the other's dependencies.

@@ -62,6 +62,21 @@ impl Submission {
             fingerprint: None,
         }
     }
+
+    /// The keys stored with the post: the delivery's own, forgotten when its sender stops
+    /// retrying (after `memory_secs`), then the content keys, which are not.
+    pub fn deliveries(&self, now: OffsetDateTime) -> Vec<Delivery> {
+        let key = |key: &DedupeKey, expires_at, fingerprint| Delivery {
+            source: key.source.clone(),
+            event_id: key.event_id.clone(),
+            post_id: self.post_id.clone(),
+            expires_at,
+            fingerprint,
+        };
+        std::iter::once(key(&self.delivery, Some(now.unix_timestamp() + self.memory_secs), self.fingerprint.clone()))
+            .chain(self.also.iter().map(|k| key(k, None, None)))
+            .collect()
+    }
 }
 
 /// What became of an accepted event.
@@ -188,7 +203,8 @@ impl<'a> Intake<'a> {
     /// Checks and stores the post with all its keys at once, or finds the post they already
     /// name. Writes nothing when refused.
     pub async fn accept(&mut self, submission: Submission, now: OffsetDateTime) -> Result<Accepted, Refusal> {
-        let Submission { post_id, delivery, also, request, unknown_accounts, memory_secs, fingerprint } = submission;
+        let deliveries = submission.deliveries(now);
+        let Submission { post_id, delivery, also, request, unknown_accounts, memory_secs, fingerprint: _ } = submission;
         validate(&request)?;
         if let Some(unknown) = self.unknown_account(&request).await? {
             return match unknown_accounts {
@@ -216,17 +232,6 @@ impl<'a> Intake<'a> {
         }
         async move {
             let destinations = post.destinations(now);
-            let key = |key: &DedupeKey, expires_at, fingerprint| Delivery {
-                source: key.source.clone(),
-                event_id: key.event_id.clone(),
-                post_id: post.post_id.clone(),
-                expires_at,
-                fingerprint,
-            };
-            // The delivery is forgotten when its sender stops retrying; the content keys are not.
-            let deliveries: Vec<Delivery> = std::iter::once(key(&delivery, Some(now.unix_timestamp() + memory_secs), fingerprint))
-                .chain(also.iter().map(|k| key(k, None, None)))
-                .collect();
             match self.store.create_post_claiming(&deliveries, &post, &destinations).await? {
                 Created::New => {
                     let state = overall_state(&destinations);

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -76,13 +76,15 @@ fn distinct(deliveries: &[Delivery]) -> Vec<&Delivery> {
 
 type Item = HashMap<String, AttributeValue>;
 
-#[async_trait]
-impl DeliveryLog for DynamoStore {
-    async fn create_post_claiming(&self, deliveries: &[Delivery], post: &Post, destinations: &[Destination]) -> Result<Created> {
-        let deliveries = distinct(deliveries);
+impl DynamoStore {
+    /// The one transaction that creates a post: a claim per delivery (its key free, or holding
+    /// only a skipped record; no key twice), then the post and its destinations (free keys).
+    /// Public so that `make bench` can send exactly this write with a bare client: the ceiling
+    /// of ingest.
+    pub fn post_creation(&self, deliveries: &[&Delivery], post: &Post, destinations: &[Destination]) -> Result<Vec<TransactWriteItem>> {
         let pk = keys::post(&post.post_id);
         let mut writes = Vec::with_capacity(deliveries.len() + 1 + destinations.len());
-        for d in &deliveries {
+        for d in deliveries {
             let mut claim = Item::new();
             claim.insert("pk".into(), AttributeValue::S(keys::delivery(&d.source, &d.event_id)));
             claim.insert("sk".into(), AttributeValue::S(keys::DELIVERY.into()));
@@ -99,6 +101,15 @@ impl DeliveryLog for DynamoStore {
         for d in destinations {
             writes.push(self.put(destination_item(d)?, "attribute_not_exists(pk)")?);
         }
+        Ok(writes)
+    }
+}
+
+#[async_trait]
+impl DeliveryLog for DynamoStore {
+    async fn create_post_claiming(&self, deliveries: &[Delivery], post: &Post, destinations: &[Destination]) -> Result<Created> {
+        let deliveries = distinct(deliveries);
+        let writes = self.post_creation(&deliveries, post, destinations)?;
         let err = match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
             Ok(_) => return Ok(Created::New),
             Err(err) => err,
