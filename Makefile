@@ -98,7 +98,7 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 build: deps
 	@mkdir -p $(LAMBDA_DIR) && if compgen -G '$(RELEASE_ARTIFACTS)' >/dev/null; then from_clean=false; else from_clean=true; fi && \
 	  echo "$$(date +%s) $$from_clean" > $(BUILD_RECORD).started
-	cargo lambda build --release --lambda-dir $(LAMBDA_DIR) --bin instapipe-lambda --bin hello-lambda
+	cargo lambda build --release --lambda-dir $(LAMBDA_DIR) -p instapipe-lambda -p hello-lambda
 	@for f in $(FUNCTIONS); do \
 	  mkdir -p $(LAMBDA_DIR)/$$f && cp $(LAMBDA_DIR)/instapipe-lambda/bootstrap $(LAMBDA_DIR)/$$f/bootstrap; \
 	  printf '  %-18s %10s bytes\n' "$$f" "$$(stat -c %s $(LAMBDA_DIR)/$$f/bootstrap)"; \

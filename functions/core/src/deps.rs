@@ -31,7 +31,11 @@ pub struct AwsClients {
 
 impl AwsClients {
     pub async fn from_env() -> AwsClients {
-        let sdk = aws_config::defaults(BehaviorVersion::latest()).timeout_config(aws_timeouts()).load().await;
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(aws_timeouts())
+            .http_client(aws_http_client())
+            .load()
+            .await;
         AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             scheduler: aws_sdk_scheduler::Client::new(&sdk),
@@ -40,11 +44,19 @@ impl AwsClients {
     }
 }
 
+/// The HTTP client of every AWS SDK client ([`crate::aws_http`]), with [`aws_timeouts`]'s
+/// connect timeout.
+pub fn aws_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    crate::aws_http::client(AWS_CONNECT_TIMEOUT)
+}
+
+const AWS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Timeouts for every AWS call: without them a call that never answers holds the function
 /// until Lambda ends it, and the event's retry waits that long.
 pub fn aws_timeouts() -> aws_config::timeout::TimeoutConfig {
     aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(std::time::Duration::from_secs(3))
+        .connect_timeout(AWS_CONNECT_TIMEOUT)
         .operation_attempt_timeout(std::time::Duration::from_secs(5))
         .operation_timeout(std::time::Duration::from_secs(15))
         .build()

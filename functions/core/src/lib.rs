@@ -2,6 +2,7 @@
 //! Lambda entry points and the local stack both run.
 
 pub mod account;
+pub mod aws_http;
 pub mod clock;
 pub mod config;
 pub mod deps;
@@ -9,6 +10,7 @@ pub mod error;
 pub mod functions;
 pub mod graph;
 pub mod handlers;
+pub mod https;
 pub mod intake;
 pub mod media_check;
 pub mod metrics;

@@ -116,7 +116,7 @@ impl HttpMediaCheck {
     }
 
     pub fn with_lookup(lookup: Arc<dyn Lookup>, allow_loopback: bool) -> Result<Self, crate::Error> {
-        let http = reqwest::Client::builder()
+        let http = crate::https::client_builder()
             .timeout(Duration::from_secs(5))
             .dns_resolver(Arc::new(GuardedResolver::new(lookup, allow_loopback)))
             // A proxy would resolve the host itself, out of the resolver's sight.

@@ -333,7 +333,7 @@ struct TokenAnswer {
 
 impl OAuthClient {
     pub fn new(hosts: OAuthHosts, graph: GraphConfig) -> crate::Result<OAuthClient> {
-        let http = reqwest::Client::builder()
+        let http = crate::https::client_builder()
             .timeout(graph.timeout)
             .user_agent(concat!("instapipe/", env!("CARGO_PKG_VERSION")))
             // A login answer is never a redirect to follow.

@@ -151,7 +151,7 @@ pub struct HttpTransport {
 
 impl HttpTransport {
     pub fn new(timeout: std::time::Duration) -> Result<Self> {
-        let http = reqwest::Client::builder()
+        let http = crate::https::client_builder()
             .timeout(timeout)
             .user_agent(concat!("instapipe/", env!("CARGO_PKG_VERSION")))
             // A redirect is the receiver's answer (not delivered), never a second destination: the

@@ -80,6 +80,7 @@ pub fn local_sdk_config() -> SdkConfig {
         .region(Region::new("us-east-1"))
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new("test", "test", None, None, "local")))
         .timeout_config(instapipe_core::deps::aws_timeouts())
+        .http_client(instapipe_core::deps::aws_http_client())
         .build()
 }
 

@@ -117,7 +117,7 @@ impl AccountApiClient {
 }
 
 fn http_client(config: &GraphConfig) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
+    crate::https::client_builder()
         .timeout(config.timeout)
         .connect_timeout(config.timeout.min(std::time::Duration::from_secs(3)))
         .user_agent(concat!("instapipe/", env!("CARGO_PKG_VERSION")))

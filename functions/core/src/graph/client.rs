@@ -20,7 +20,7 @@ pub struct GraphClient {
 
 impl GraphClient {
     pub fn new(config: GraphConfig) -> Result<GraphClient, crate::Error> {
-        let http = reqwest::Client::builder()
+        let http = crate::https::client_builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(std::time::Duration::from_secs(3)))
             .user_agent(concat!("instapipe/", env!("CARGO_PKG_VERSION")))

@@ -54,7 +54,7 @@ impl DeliveryApi {
         if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
             return Err(Error::Config("environment variable CONTENTFUL_DELIVERY_BASE_URL must be an http(s) URL".into()));
         }
-        let client = reqwest::Client::builder()
+        let client = crate::https::client_builder()
             .timeout(TIMEOUT)
             .build()
             .map_err(|e| Error::Config(format!("cannot build the Contentful HTTP client: {e}")))?;
@@ -63,7 +63,7 @@ impl DeliveryApi {
 
     /// No token: every lookup fails (used where no Contentful route exists).
     pub fn unconfigured() -> DeliveryApi {
-        DeliveryApi { client: reqwest::Client::new(), base_url: DEFAULT_BASE_URL.into(), token: None }
+        DeliveryApi { client: crate::https::client_builder().build().expect("the TLS configuration is valid"), base_url: DEFAULT_BASE_URL.into(), token: None }
     }
 }
 
