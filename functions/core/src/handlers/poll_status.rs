@@ -43,6 +43,9 @@ pub async fn handle(deps: &Pipeline, input: PollInput) -> Result<()> {
         let stage = steps::stage(&ctx.post, &dest);
         // Read before the look: a carousel container made by it starts a wait of its own.
         let missed = dest.missed_look_ms.map(std::time::Duration::from_millis);
+        // A schedule that fires late looks later than it was placed: the container is known done
+        // (or in progress) at the later time only.
+        let placed = placed.map(|placed| placed.max(steps::since_creation(deps, &dest)));
         let checked = steps::check_container(deps, &ctx, &mut dest).await?;
         let now_in = steps::stage(&ctx.post, &dest);
         if let (Some(placed), true) = (placed, dest.state == DestState::Ready || now_in != stage) {

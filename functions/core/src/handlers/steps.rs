@@ -437,12 +437,14 @@ pub async fn look_inline(deps: &Pipeline, ctx: &mut Context, dest: &mut Destinat
         tokio::time::sleep(wait).await;
         // Read before the look: a carousel container made by it starts a wait of its own.
         let missed = dest.missed_look_ms.map(Duration::from_millis);
+        // A look that wakes late (a busy instance) knows the containers' state at that time only.
+        let looked_at = at.max(since_creation(deps, dest));
         let checked = check_container(deps, ctx, dest).await?;
         let now_in = self::stage(&ctx.post, dest);
         match checked {
             Checked::Settled => {
                 if dest.state == DestState::Ready {
-                    learn_processing(deps, ctx, stage, at, missed).await;
+                    learn_processing(deps, ctx, stage, looked_at, missed).await;
                 }
                 tracing::info!("container settled inline");
                 return Ok(());
@@ -450,19 +452,19 @@ pub async fn look_inline(deps: &Pipeline, ctx: &mut Context, dest: &mut Destinat
             // The carousel's items are done and its container made (its creation is the new
             // origin): its own first look next, within what is left of the budget.
             Checked::Pending if now_in != stage => {
-                learn_processing(deps, ctx, stage, at, missed).await;
+                learn_processing(deps, ctx, stage, looked_at, missed).await;
                 stage = now_in;
                 let now = since_creation(deps, dest);
                 horizon = now + horizon.saturating_sub(at);
                 at = first_look(deps, ctx, dest, now);
             }
             Checked::Pending => {
-                record_miss(dest, at);
+                record_miss(dest, looked_at);
                 // A look before the end of the learnt window (its middle) missed: the end is
                 // where the last container was done. Else the policy's next inline step.
                 at = match learnt_done(deps, ctx, stage) {
-                    Some(done) if at < done => done,
-                    _ => at + deps.polling.inline_step(at),
+                    Some(done) if looked_at < done => done,
+                    _ => looked_at + deps.polling.inline_step(looked_at),
                 };
             }
         }

@@ -1229,3 +1229,20 @@ async fn the_first_look_moves_to_where_the_account_s_last_container_was_found_do
     start_reel(&w, "P5").await;
     assert_eq!(first_poll("P5"), NOW + Duration::from_millis(82_500));
 }
+
+#[tokio::test]
+async fn a_poll_that_fires_late_learns_from_when_it_looked_not_where_it_was_placed() {
+    let w = world().await;
+    post_through(&w, "P0", single(MediaKind::Image)).await;
+    // Done within (60 s, 90 s], as above; the next Reel's first poll is placed at 75 s.
+    w.graph.statuses([ContainerStatus::InProgress]);
+    post_through(&w, "P3", single(MediaKind::Video)).await;
+    start_reel(&w, "P4").await;
+    // It fires 5 s late and finds the container done: done by 80 s, which is all it knows.
+    let late = later(&w, Duration::from_secs(80)).await;
+    poll_status::handle(&late.deps, PollInput { post_id: "P4".into(), account_id: ACCOUNT.into(), attempt: 1 }).await.unwrap();
+    let usage = w.store.get_account_usage(ACCOUNT).await.unwrap().unwrap();
+    let video = crate::account::ProcessingStage::Video;
+    assert_eq!(usage.processing.get(video, NOW), Some(Duration::from_secs(80)));
+    assert_eq!(usage.processing.first_look(video, NOW), Some(Duration::from_secs(70)), "the middle of (60 s, 80 s]");
+}
