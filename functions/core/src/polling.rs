@@ -2,10 +2,11 @@
 //!
 //! Every status read is a Graph call from the account's budget, so a container is looked at
 //! where its processing is likely finished, not on a fixed grid:
-//! - the first look is at the account's learnt processing time for that kind of container
-//!   (single image, single video, carousel items, carousel; [`crate::account::ProcessingTimes`]:
-//!   the time of the look that last found one finished), or, with nothing learnt, at a first
-//!   guess: the first inline wait (2 s) for images, the poll interval for video;
+//! - the first look is where the account's learnt processing times for that kind of container
+//!   say (single image, single video, carousel items, carousel; [`crate::account::ProcessingTimes`]:
+//!   the middle of the window between the last look that missed one and the look that found one
+//!   finished while it is wide, else its end), or, with nothing learnt, at a first guess: the
+//!   first inline wait (2 s) for images, the poll interval for video;
 //! - a look that lands within the inline budget (the sum of the inline waits, 10 s) is made
 //!   inside create-container; after a miss the next inline look follows by half the time
 //!   waited so far, between 0.1 s and 0.5 s, so an image is found at most 0.5 s after it is
