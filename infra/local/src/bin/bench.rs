@@ -189,7 +189,7 @@ async fn main() {
          Command: `make bench` (= `make build` + `cargo test --workspace --no-run` + `bench --functions \"{}\" --build-secs N --build-from-clean true|false`){}.\n\
          Run {} on {} ({} cores), commit {}, in {:.0} s.\n\n\
          Simulator: image {} ms, video {} ms processing, seed {}, no faults, quota and call budget lifted. \
-         Waits (the local stack's defaults): first look at the account's learnt processing time, else after 500 ms (image) or 2 s (video); \
+         Waits (the local stack's defaults): first look where the account's learnt processing times say (the middle of a wide window between the last miss and the last find, else its end), else after 500 ms (image) or 2 s (video); \
          inline looks within 3 s, 0.1–0.5 s apart after a miss; scheduled polls every 2 s growing to 5 s. \
          The stack's handlers run in-process in the `dev` profile (dependencies at opt-level 1), \
          as `make run` and the tests run them; the release bootstraps are measured separately.\n\n",
