@@ -56,12 +56,27 @@ impl Firing {
 pub async fn run(client: Client, group: String, targets: Arc<Targets>, invoker: Arc<AsyncInvoker>, firing: Firing) {
     // When each due schedule fires, decided when it is first seen due.
     let mut fire_at: HashMap<String, OffsetDateTime> = HashMap::new();
+    let mut seen: HashMap<String, Option<Seen>> = HashMap::new();
     loop {
-        if let Err(err) = fire_due(&client, &group, &targets, &invoker, &firing, &mut fire_at).await {
+        if let Err(err) = fire_due(&client, &group, &targets, &invoker, &firing, &mut fire_at, &mut seen).await {
             tracing::warn!(error = %err, "reading schedules failed; trying again");
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(TICK).await;
     }
+}
+
+/// How often the firer looks for due schedules: with the second-precision `at()` expressions, a
+/// schedule fires at most a second and a tick after its time.
+const TICK: Duration = Duration::from_millis(100);
+
+/// A listed schedule as read once (None: not a one-time `at()` schedule). Schedules are never
+/// changed in place, only deleted and made anew under another name, so each name is read once:
+/// a tick costs one list call, not a read per pending schedule, however many are pending.
+#[derive(Clone)]
+struct Seen {
+    at: OffsetDateTime,
+    arn: String,
+    input: serde_json::Value,
 }
 
 async fn fire_due(
@@ -71,6 +86,7 @@ async fn fire_due(
     invoker: &Arc<AsyncInvoker>,
     firing: &Firing,
     fire_at: &mut HashMap<String, OffsetDateTime>,
+    seen: &mut HashMap<String, Option<Seen>>,
 ) -> Result<(), String> {
     let mut names = Vec::new();
     let mut pages = client.list_schedules().group_name(group).into_paginator().send();
@@ -80,16 +96,25 @@ async fn fire_due(
     }
     let now = OffsetDateTime::now_utc();
     fire_at.retain(|name, _| names.contains(name));
+    seen.retain(|name, _| names.contains(name));
     for name in names {
-        let schedule = match client.get_schedule().group_name(group).name(&name).send().await {
-            Ok(s) => s,
-            Err(_) => continue, // deleted meanwhile
-        };
-        let due = schedule.schedule_expression().and_then(parse_at_expression);
-        let Some(at) = due else {
-            tracing::warn!(%name, expression = ?schedule.schedule_expression(), "not a one-time at() schedule; left alone");
-            continue;
-        };
+        if !seen.contains_key(&name) {
+            let schedule = match client.get_schedule().group_name(group).name(&name).send().await {
+                Ok(s) => s,
+                Err(_) => continue, // deleted meanwhile
+            };
+            let due = schedule.schedule_expression().and_then(parse_at_expression);
+            if due.is_none() {
+                tracing::warn!(%name, expression = ?schedule.schedule_expression(), "not a one-time at() schedule; left alone");
+            }
+            let read = due.zip(schedule.target()).map(|(at, target)| Seen {
+                at,
+                arn: target.arn().to_string(),
+                input: serde_json::from_str(target.input().unwrap_or("{}")).unwrap_or_default(),
+            });
+            seen.insert(name.clone(), read);
+        }
+        let Some(Seen { at, arn, input }) = seen.get(&name).cloned().flatten() else { continue };
         if at > now {
             continue;
         }
@@ -97,12 +122,15 @@ async fn fire_due(
         if late > now {
             continue;
         }
-        let Some(target) = schedule.target() else { continue };
-        let input: serde_json::Value = serde_json::from_str(target.input().unwrap_or("{}")).unwrap_or_default();
-        let function = targets.function(target.arn());
-        client.delete_schedule().group_name(group).name(&name).send().await.map_err(|e| format!("{e:?}"))?;
+        let function = targets.function(&arn);
+        // Deleted since the list (a cancel or reschedule): it must not fire. Any other failure
+        // leaves it for the next tick.
+        if let Err(err) = client.delete_schedule().group_name(group).name(&name).send().await {
+            tracing::debug!(%name, error = ?err, "schedule not deleted; not fired");
+            continue;
+        }
         let Some(function) = function else {
-            tracing::error!(%name, arn = target.arn(), "schedule targets an unknown function; dropped");
+            tracing::error!(%name, %arn, "schedule targets an unknown function; dropped");
             continue;
         };
         if firing.duplicates.roll() {
