@@ -15,6 +15,8 @@ use instapipe_test_support::samples::{body, headers};
 use instapipe_test_support::signing::{contentful_headers, shopify_signature};
 use serde_json::{Value, json};
 
+use crate::common::post_to_source;
+
 const ACCOUNT_A: &str = "17841400000000001";
 const ACCOUNT_B: &str = "17841400000000002";
 const SHOP_A: &str = "demo-pier-goods.myshopify.com";
@@ -79,15 +81,6 @@ async fn items(stack: &LocalStack) -> usize {
     out.items().len()
 }
 
-async fn post(stack: &LocalStack, source: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> (u16, Value) {
-    let mut request = reqwest::Client::new().post(stack.source_url(source)).body(body);
-    for (name, value) in headers {
-        request = request.header(name, value);
-    }
-    let response = request.send().await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
-}
-
 fn now() -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc()
 }
@@ -102,7 +95,7 @@ async fn shopify(stack: &LocalStack, shop: &str, secret: &str, delivery: &str) -
     headers.push(("X-Shopify-Shop-Domain".into(), shop.into()));
     headers.push(("X-Shopify-Webhook-Id".into(), delivery.into()));
     headers.push(("X-Shopify-Hmac-Sha256".into(), shopify_signature(secret, &body)));
-    post(stack, "shopify", headers, body).await
+    post_to_source(stack, "shopify", headers, body).await
 }
 
 async fn contentful(stack: &LocalStack, space: &str, secret: &str) -> (u16, Value) {
@@ -114,7 +107,7 @@ async fn contentful(stack: &LocalStack, space: &str, secret: &str) -> (u16, Valu
     let ms = (now().unix_timestamp_nanos() / 1_000_000) as i64;
     let signature = contentful_headers(secret, "POST", "/webhooks/contentful", &signed, ms, &body);
     headers.extend(signature);
-    post(stack, "contentful", headers, body).await
+    post_to_source(stack, "contentful", headers, body).await
 }
 
 async fn wordpress(stack: &LocalStack, site: &str, secret: &str, post_id: u64) -> (u16, Value) {
@@ -132,7 +125,7 @@ async fn wordpress(stack: &LocalStack, site: &str, secret: &str, post_id: u64) -
         ("webhook-timestamp".into(), ts.to_string()),
         ("webhook-signature".into(), signature),
     ];
-    post(stack, "wordpress", headers, body).await
+    post_to_source(stack, "wordpress", headers, body).await
 }
 
 fn event(source: &str, secret: &str, key: &str) -> Value {

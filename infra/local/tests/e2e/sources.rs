@@ -17,7 +17,9 @@ use instapipe_local::settings::Settings;
 use instapipe_local::sources::SourceSecrets;
 use instapipe_test_support::samples::{self, CONTENTFUL_SECRET, SHOPIFY_SECRET, WORDPRESS_SECRET, body, headers};
 use instapipe_test_support::signing::{contentful_headers, shopify_signature};
-use serde_json::{Value, json};
+use serde_json::json;
+
+use crate::common::post_to_source;
 
 const ACCOUNT: &str = "17841400000000001";
 const TOKEN: &str = "IGAA-sources-token";
@@ -77,15 +79,6 @@ async fn stack() -> LocalStack {
 
 /// Headers and body of one HTTP request.
 type Signed = (Vec<(String, String)>, Vec<u8>);
-
-async fn post(stack: &LocalStack, source: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> (u16, Value) {
-    let mut request = reqwest::Client::new().post(stack.source_url(source)).body(body);
-    for (name, value) in headers {
-        request = request.header(name, value);
-    }
-    let response = request.send().await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
-}
 
 /// Shopify signs no time: the sample goes as it is (its HMAC is still the right one).
 fn shopify_request(name: &str) -> Signed {
@@ -159,7 +152,7 @@ async fn each_sources_signed_sample_ends_as_a_published_post() {
 
     // Shopify products/create: the route posts both product images as a carousel.
     let (h, b) = shopify_request("shopify-products-create");
-    let (status, answer) = post(&stack, "shopify", h, b).await;
+    let (status, answer) = post_to_source(&stack, "shopify", h, b).await;
     assert_eq!(status, 202, "{answer}");
     let shopify = published(&stack, answer["post_id"].as_str().unwrap()).await;
     assert_eq!(shopify.media_type, "CAROUSEL_ALBUM");
@@ -171,7 +164,7 @@ async fn each_sources_signed_sample_ends_as_a_published_post() {
 
     // Contentful Entry.publish: the hero image resolved through the (fake) Delivery API.
     let (h, b) = contentful_request(body("contentful-entry-publish"), now_ms(), &secrets.contentful);
-    let (status, answer) = post(&stack, "contentful", h, b).await;
+    let (status, answer) = post_to_source(&stack, "contentful", h, b).await;
     assert_eq!(status, 202, "{answer}");
     let contentful_post = answer["post_id"].as_str().unwrap().to_string();
     let contentful = published(&stack, &contentful_post).await;
@@ -184,7 +177,7 @@ async fn each_sources_signed_sample_ends_as_a_published_post() {
 
     // WordPress, signed with the current key only.
     let (h, b) = wordpress_request(body("wordpress-post-published"), now_secs(), &secrets.wordpress);
-    let (status, answer) = post(&stack, "wordpress", h, b).await;
+    let (status, answer) = post_to_source(&stack, "wordpress", h, b).await;
     assert_eq!(status, 202, "{answer}");
     let wordpress = published(&stack, answer["post_id"].as_str().unwrap()).await;
     assert_eq!(wordpress.media_urls, ["https://news.example.org/wp-content/uploads/2026/10/autumn-reading.jpg"]);
@@ -241,7 +234,7 @@ async fn bad_requests_leave_the_table_as_it_was_and_irrelevant_events_are_record
         ("wordpress schema", "wordpress", wordpress_request(br#"{"type":"post.published","data":{"id":5120}}"#.to_vec(), now_secs(), &secrets.wordpress), 400, "invalid_body"),
     ];
     for (what, source, (h, b), status, code) in cases {
-        let (got, answer) = post(&stack, source, h, b).await;
+        let (got, answer) = post_to_source(&stack, source, h, b).await;
         assert_eq!((got, answer["error"]["code"].as_str()), (status, Some(code)), "{what}: {answer}");
     }
     let mut bad_event = samples::json("eventbridge-publish-requested");
@@ -253,7 +246,7 @@ async fn bad_requests_leave_the_table_as_it_was_and_irrelevant_events_are_record
 
     // A draft product: acknowledged with 200, recorded with why, nothing posted.
     let (h, b) = shopify_request("shopify-products-update");
-    let (status, answer) = post(&stack, "shopify", h, b).await;
+    let (status, answer) = post_to_source(&stack, "shopify", h, b).await;
     assert_eq!((status, &answer["skipped"]), (200, &json!(true)), "{answer}");
     let items: HashMap<String, Option<String>> = post_and_delivery_items(&stack).await.into_iter().collect();
     assert_eq!(

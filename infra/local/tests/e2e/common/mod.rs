@@ -48,6 +48,16 @@ pub fn published_with(stack: &LocalStack, caption: &str) -> Vec<graph_sim::Publi
     stack.sim.as_ref().unwrap().published().into_iter().filter(|m| m.caption.as_deref() == Some(caption)).collect()
 }
 
+/// Sends `body` with `headers` to a source's webhook route; the status and the JSON answer.
+pub async fn post_to_source(stack: &LocalStack, source: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> (u16, Value) {
+    let mut request = reqwest::Client::new().post(stack.source_url(source)).body(body);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
 /// Items of posts and deliveries (not accounts, usage or API keys) in the table.
 pub async fn post_items(stack: &LocalStack) -> usize {
     let out = stack.clients.dynamodb.scan().table_name(stack.config.table_name()).send().await.unwrap();
