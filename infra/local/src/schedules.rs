@@ -54,11 +54,9 @@ impl Firing {
 
 /// Fires due schedules forever, invoking their targets asynchronously through `invoker`.
 pub async fn run(client: Client, group: String, targets: Arc<Targets>, invoker: Arc<AsyncInvoker>, firing: Firing) {
-    // When each due schedule fires, decided when it is first seen due.
-    let mut fire_at: HashMap<String, OffsetDateTime> = HashMap::new();
     let mut seen: HashMap<String, Option<Seen>> = HashMap::new();
     loop {
-        if let Err(err) = fire_due(&client, &group, &targets, &invoker, &firing, &mut fire_at, &mut seen).await {
+        if let Err(err) = fire_due(&client, &group, &targets, &invoker, &firing, &mut seen).await {
             tracing::warn!(error = %err, "reading schedules failed; trying again");
         }
         tokio::time::sleep(TICK).await;
@@ -72,9 +70,9 @@ const TICK: Duration = Duration::from_millis(100);
 /// A listed schedule as read once (None: not a one-time `at()` schedule). Schedules are never
 /// changed in place, only deleted and made anew under another name, so each name is read once:
 /// a tick costs one list call, not a read per pending schedule, however many are pending.
-#[derive(Clone)]
 struct Seen {
-    at: OffsetDateTime,
+    /// Its time plus the lateness the firer gives it, drawn when it is read.
+    fires_at: OffsetDateTime,
     arn: String,
     input: serde_json::Value,
 }
@@ -85,7 +83,6 @@ async fn fire_due(
     targets: &Arc<Targets>,
     invoker: &Arc<AsyncInvoker>,
     firing: &Firing,
-    fire_at: &mut HashMap<String, OffsetDateTime>,
     seen: &mut HashMap<String, Option<Seen>>,
 ) -> Result<(), String> {
     let mut names = Vec::new();
@@ -95,7 +92,6 @@ async fn fire_due(
         names.extend(page.schedules().iter().filter_map(|s| s.name().map(str::to_string)));
     }
     let now = OffsetDateTime::now_utc();
-    fire_at.retain(|name, _| names.contains(name));
     seen.retain(|name, _| names.contains(name));
     for name in names {
         if !seen.contains_key(&name) {
@@ -108,20 +104,17 @@ async fn fire_due(
                 tracing::warn!(%name, expression = ?schedule.schedule_expression(), "not a one-time at() schedule; left alone");
             }
             let read = due.zip(schedule.target()).map(|(at, target)| Seen {
-                at,
+                fires_at: at + firing.dice.up_to(firing.lateness),
                 arn: target.arn().to_string(),
                 input: serde_json::from_str(target.input().unwrap_or("{}")).unwrap_or_default(),
             });
             seen.insert(name.clone(), read);
         }
-        let Some(Seen { at, arn, input }) = seen.get(&name).cloned().flatten() else { continue };
-        if at > now {
+        let Some(Some(Seen { fires_at, arn, input })) = seen.get(&name) else { continue };
+        if *fires_at > now {
             continue;
         }
-        let late = *fire_at.entry(name.clone()).or_insert_with(|| at + firing.dice.up_to(firing.lateness));
-        if late > now {
-            continue;
-        }
+        let (arn, input) = (arn.clone(), input.clone());
         let function = targets.function(&arn);
         // Deleted since the list (a cancel or reschedule): it must not fire. Any other failure
         // leaves it for the next tick.
